@@ -10,7 +10,8 @@ so the target is not a distribution. Per row (``lse = logsumexp(z)``, ``S = Σ z
     L = (1 − ε/K)·lse − (1 − ε)·z_y − (ε/K)·(S − z_y)
       = uniform_ε(z, y) + (ε/K)·log p_y
 
-and ``∂L/∂z = (1 − ε/K)·softmax(z) − q`` (each row's gradient sums to ``−ε/K``).
+and ``∂L/∂z = (1 − ε/K)·softmax(z) − q``: not ``softmax(z) − q``, which would
+sum to ``ε/K`` per row (the true gradient sums to 0, as shift invariance demands).
 Rows whose label equals ``ignore_index`` (default −1, the published
 ``IGNORE_ID``) are excluded; reduction: sum over the kept rows divided by their
 count. With ε = 0 it is plain cross-entropy with ``ignore_index``. When every

@@ -1,0 +1,73 @@
+"""``distillation``: T²·KL, PyTorch's batchmean, the tutorial's underflow, all gradients."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import reference as ref
+from lsbench.losses import RECIPES
+from lsbench.losses.distillation import tutorial_loss
+
+R = RECIPES["distillation"]
+
+
+def _data(seed=0, b=8, k=6, scale=2.0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(b, k)) * scale, rng.normal(size=(b, k)) * scale
+
+
+def test_matches_pytorch_kl_div_batchmean():
+    torch = pytest.importorskip("torch", reason="PyTorch is the optional peer")
+    s, t = _data()
+    T = 3.0
+    F = torch.nn.functional
+    st = torch.tensor(s, requires_grad=True)
+    want = F.kl_div(F.log_softmax(st / T, -1), F.log_softmax(torch.tensor(t) / T, -1), reduction="batchmean", log_target=True) * T**2
+    want.backward()
+    with jax.enable_x64(True):
+        got = R.loss(jnp.asarray(s), jnp.asarray(t), temperature=T)
+        g = jax.grad(lambda a: R.loss(a, jnp.asarray(t), temperature=T))(jnp.asarray(s))
+    np.testing.assert_allclose(got, want.item(), rtol=1e-12)
+    np.testing.assert_allclose(g, st.grad.numpy(), rtol=1e-10, atol=1e-15)
+
+
+def test_student_gradient_is_T_times_p_minus_q_over_batch():
+    s, t = _data(1)
+    T = 2.5
+    with jax.enable_x64(True):
+        g = jax.grad(lambda a: R.loss(a, jnp.asarray(t), temperature=T))(jnp.asarray(s))
+    _, want = ref.distillation(s, t, T)
+    np.testing.assert_allclose(g, want / s.shape[0], rtol=1e-10, atol=1e-15)
+
+
+def test_teacher_and_temperature_gradients_match_autodiff_of_the_naive_form():
+    s, t = _data(2)
+
+    def naive(a, b, T):
+        lp = jax.nn.log_softmax(a / T)
+        lq = jax.nn.log_softmax(b / T)
+        return T**2 * jnp.sum(jnp.exp(lq) * (lq - lp)) / a.shape[0]
+
+    fast = lambda a, b, T: R.loss(a, b, temperature=T)  # noqa: E731
+    with jax.enable_x64(True):
+        args = (jnp.asarray(s), jnp.asarray(t), jnp.asarray(1.7))
+        for argnum in (0, 1, 2):
+            np.testing.assert_allclose(jax.grad(fast, argnum)(*args), jax.grad(naive, argnum)(*args), rtol=1e-9, atol=1e-13)
+
+
+def test_agrees_with_tutorial_form_where_finite_and_stays_finite_where_it_underflows():
+    s, t = _data(3)
+    with jax.enable_x64(True):
+        np.testing.assert_allclose(R.loss(jnp.asarray(s), jnp.asarray(t), temperature=2.0), tutorial_loss(s, t, temperature=2.0), rtol=1e-12)
+    # A confident student: softmax underflows to exactly 0 for a class the teacher likes.
+    s = np.array([[0.0, -2000.0, 0.0]])
+    t = np.array([[0.0, 0.0, 0.0]])
+    assert np.isinf(tutorial_loss(s, t, temperature=1.0))
+    got = float(R.loss(s.astype(np.float32), t.astype(np.float32), temperature=1.0))
+    assert np.isfinite(got) and got > 100
+
+
+def test_shape_mismatch_raises():
+    with pytest.raises(ValueError, match="same shape"):
+        R.loss(np.zeros((2, 3), np.float32), np.zeros((2, 4), np.float32))

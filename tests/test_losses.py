@@ -1,0 +1,338 @@
+"""Properties every recipe in ``lsbench.losses.RECIPES`` shares.
+
+Recipe-specific behaviour (reductions, peers, findings) is tested in
+``test_<recipe>.py`` beside this file.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import reference as ref
+from lsbench.losses import RECIPES
+
+NAMES = ["uniform", "off_target", "fastai", "tf_onehot", "fastreid", "speech_transformer", "distillation"]
+SMOOTHING = [n for n in NAMES if n != "distillation"]
+
+
+def make_inputs(name, rng, shape, k, dtype=np.float64, scale=3.0):
+    """Logits and the recipe's second argument (labels / one-hot / teacher logits)."""
+    z = (rng.normal(size=shape + (k,)) * scale).astype(dtype)
+    y = rng.integers(0, k, size=shape)
+    if name == "tf_onehot":
+        return z, np.eye(k, dtype=dtype)[y]
+    if name == "distillation":
+        return z, (rng.normal(size=shape + (k,)) * scale).astype(dtype)
+    return z, y.astype(np.int32)
+
+
+def params(name, eps):
+    if name == "distillation":
+        return {"temperature": 1.0 + 3.0 * eps}
+    return {"epsilon": eps}
+
+
+def reference_q(name, z, y, eps):
+    """The dense float64 target of a label-smoothing recipe, from the spec."""
+    k = z.shape[-1]
+    return {
+        "uniform": lambda: ref.q_uniform(y, k, eps),
+        "fastai": lambda: ref.q_uniform(y, k, eps),
+        "off_target": lambda: ref.q_off_target(y, k, eps),
+        "fastreid": lambda: ref.q_fastreid(y, k, z, eps, 0.2),
+        "speech_transformer": lambda: ref.q_speech_transformer(y, k, eps),
+        "tf_onehot": lambda: ref.q_tf(y, eps),
+    }[name]()
+
+
+def reference_rows(name, z, y, eps):
+    """Per-row float64 reference loss and gradient straight from the spec."""
+    if name == "distillation":
+        return ref.distillation(z, y, 1.0 + 3.0 * eps)
+    return ref.dense_ce(z, reference_q(name, z, y, eps))
+
+
+def test_catalogue_has_exactly_the_published_recipes():
+    assert sorted(RECIPES) == sorted(NAMES)
+    for name, r in RECIPES.items():
+        assert r.name == name
+        assert r.proof == f"proofs.{name}"
+        assert r.formula and r.closed_form and r.source and r.reduction
+        assert callable(r.loss) and callable(r.per_example) and callable(r.targets)
+        assert r.labels in ("int", "dense", "logits")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    name=st.sampled_from(NAMES),
+    k=st.sampled_from([2, 3, 5, 10, 37, 128, 1000]),
+    shape=st.sampled_from([(1,), (4,), (3, 5)]),
+    eps=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_fast_path_matches_dense_reference(name, k, shape, eps, seed):
+    """Loss and gradient of the fast path equal the float64 dense reference."""
+    rng = np.random.default_rng(seed)
+    z, y = make_inputs(name, rng, shape, k)
+    with jax.enable_x64(True):
+        r = RECIPES[name]
+        rows = np.asarray(r.per_example(jnp.asarray(z), jnp.asarray(y), **params(name, eps)))
+        grad = np.asarray(jax.grad(lambda a: r.per_example(a, jnp.asarray(y), **params(name, eps)).sum())(jnp.asarray(z)))
+    want_rows, want_grad = reference_rows(name, z, y, eps)
+    np.testing.assert_allclose(rows, want_rows, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=8, deadline=None)
+@given(name=st.sampled_from(SMOOTHING), k=st.sampled_from([2, 7, 100]), seed=st.integers(0, 2**16))
+def test_custom_backward_equals_autodiff_of_the_dense_form(name, k, seed):
+    rng = np.random.default_rng(seed)
+    z, y = make_inputs(name, rng, (6,), k)
+    eps = 0.3
+    r = RECIPES[name]
+    with jax.enable_x64(True):
+        z, y = jnp.asarray(z), jnp.asarray(y)
+        q = r.targets(y, k, epsilon=eps)
+        dense = lambda a: -jnp.sum(q * jax.nn.log_softmax(a, axis=-1))  # noqa: E731
+        fast = lambda a: jnp.sum(r.per_example(a, y, epsilon=eps))  # noqa: E731
+        np.testing.assert_allclose(jax.grad(fast)(z), jax.grad(dense)(z), rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(fast(z), dense(z), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", SMOOTHING)
+def test_epsilon_zero_is_plain_cross_entropy(name):
+    rng = np.random.default_rng(0)
+    z, y = make_inputs(name, rng, (8,), 11)
+    labels = y.argmax(-1) if name == "tf_onehot" else y
+    with jax.enable_x64(True):
+        got = RECIPES[name].loss(jnp.asarray(z), jnp.asarray(y), epsilon=0.0)
+    nll = -np.take_along_axis(ref.log_softmax(z), labels[:, None], -1).mean()
+    np.testing.assert_allclose(got, nll, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_adding_a_constant_to_all_logits_changes_nothing(name):
+    rng = np.random.default_rng(1)
+    z, y = make_inputs(name, rng, (5,), 13)
+    with jax.enable_x64(True):
+        r = RECIPES[name]
+        base = r.loss(jnp.asarray(z), jnp.asarray(y), **params(name, 0.2))
+        shifted = r.loss(jnp.asarray(z + 123.25), jnp.asarray(y), **params(name, 0.2))
+    np.testing.assert_allclose(shifted, base, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", SMOOTHING)
+def test_gradient_row_sums(name):
+    """Σ_j ∂L/∂z_j = 0 for every recipe (shift invariance), and ∂L/∂z = (Σq)·p − q.
+
+    For ``speech_transformer`` Σq = 1 − ε/K, so its gradient is *not* ``p − q``:
+    the difference ``−(ε/K)·p`` sums to ``−ε/K`` per row.
+    """
+    rng = np.random.default_rng(2)
+    k, eps = 9, 0.3
+    z, y = make_inputs(name, rng, (4,), k)
+    with jax.enable_x64(True):
+        g = jax.grad(lambda a: RECIPES[name].per_example(a, jnp.asarray(y), epsilon=eps).sum())(jnp.asarray(z))
+    g = np.asarray(g)
+    np.testing.assert_allclose(g.sum(-1), 0.0, atol=1e-14)
+    q = reference_q(name, z, y, eps)
+    p = np.exp(ref.log_softmax(z))
+    want = -eps / k if name == "speech_transformer" else 0.0
+    np.testing.assert_allclose((g - (p - q)).sum(-1), want, atol=1e-14)
+
+
+def test_fastai_tf_onehot_and_uniform_agree_and_off_target_is_rescaled_uniform():
+    rng = np.random.default_rng(3)
+    k, eps = 17, 0.15
+    z = jnp.asarray(rng.normal(size=(32, k)) * 4)
+    y = jnp.asarray(rng.integers(0, k, size=32))
+    with jax.enable_x64(True):
+        z = z.astype(jnp.float64)
+        u = RECIPES["uniform"].loss(z, y, epsilon=eps)
+        np.testing.assert_allclose(RECIPES["fastai"].loss(z, y, epsilon=eps), u, rtol=1e-13)
+        np.testing.assert_allclose(RECIPES["tf_onehot"].loss(z, jax.nn.one_hot(y, k, dtype=z.dtype), epsilon=eps), u, rtol=1e-13)
+        np.testing.assert_allclose(
+            RECIPES["off_target"].loss(z, y, epsilon=eps),
+            RECIPES["uniform"].loss(z, y, epsilon=eps * k / (k - 1)),
+            rtol=1e-13,
+        )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_jit_equals_eager_and_vmap_works(name):
+    rng = np.random.default_rng(4)
+    z, y = make_inputs(name, rng, (3, 4), 10, dtype=np.float32)
+    r = RECIPES[name]
+    p = params(name, 0.1)
+    eager = r.loss(z, y, **p)
+    jitted = jax.jit(lambda a, b: r.loss(a, b, **p))(z, y)
+    np.testing.assert_allclose(jitted, eager, rtol=1e-6)
+    # vmap over the leading axis of per_example equals the direct [3, 4] call.
+    direct = r.per_example(z, y, **p)
+    mapped = jax.vmap(lambda a, b: r.per_example(a, b, **p))(jnp.asarray(z), jnp.asarray(y))
+    np.testing.assert_allclose(mapped, direct, rtol=1e-6)
+    grads = jax.vmap(jax.grad(lambda a, b: r.loss(a, b, **p)))(jnp.asarray(z), jnp.asarray(y))
+    assert grads.shape == z.shape and np.isfinite(np.asarray(grads)).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16, jnp.float32])
+def test_low_precision_inputs_compute_in_float32(name, dtype):
+    rng = np.random.default_rng(5)
+    z, y = make_inputs(name, rng, (16,), 50, dtype=np.float32)
+    zl = jnp.asarray(z).astype(dtype)
+    yl = jnp.asarray(y).astype(dtype) if name in ("tf_onehot", "distillation") else jnp.asarray(y)
+    r = RECIPES[name]
+    p = params(name, 0.1)
+    out = r.loss(zl, yl, **p)
+    assert out.dtype == jnp.float32
+    g = jax.grad(lambda a: r.loss(a, yl, **p))(zl)
+    assert g.dtype == dtype
+    # Same value as computing from the upcast logits, up to float32 rounding.
+    up = r.loss(zl.astype(jnp.float32), yl.astype(jnp.float32) if yl.dtype != jnp.int32 else yl, **p)
+    np.testing.assert_allclose(out, up, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_float64_in_float64_out(name):
+    rng = np.random.default_rng(6)
+    z, y = make_inputs(name, rng, (4,), 6)
+    with jax.enable_x64(True):
+        out = RECIPES[name].loss(jnp.asarray(z), jnp.asarray(y), **params(name, 0.1))
+        assert out.dtype == jnp.float64
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_finite_for_huge_logits(name, dtype):
+    rng = np.random.default_rng(7)
+    k = 1000
+    z = rng.choice([-1e4, 1e4], size=(8, k)).astype(np.float32)
+    _, y = make_inputs(name, rng, (8,), k, dtype=np.float32)
+    if name == "distillation":
+        y = -z
+    zl = jnp.asarray(z).astype(dtype)
+    yl = jnp.asarray(y).astype(dtype) if name in ("tf_onehot", "distillation") else jnp.asarray(y)
+    r = RECIPES[name]
+    p = params(name, 0.1)
+    val = r.loss(zl, yl, **p)
+    g = jax.grad(lambda a: r.loss(a, yl, **p))(zl)
+    assert np.isfinite(float(val))
+    assert np.isfinite(np.asarray(g, np.float32)).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_masked_rows_contribute_exactly_zero(name):
+    rng = np.random.default_rng(8)
+    z, y = make_inputs(name, rng, (6,), 5, dtype=np.float32)
+    keep = np.array([True, False, True, True, False, True])
+    r = RECIPES[name]
+    p = params(name, 0.2)
+    rows = r.per_example(z, y, where=keep, **p)
+    assert (np.asarray(rows)[~keep] == 0).all()
+    g = jax.grad(lambda a: r.loss(a, y, where=keep, **p))(jnp.asarray(z))
+    assert (np.asarray(g)[~keep] == 0).all()
+    # The masked loss equals the loss of the kept rows alone.
+    np.testing.assert_allclose(r.loss(z, y, where=keep, **p), r.loss(z[keep], y[keep], **p), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_nothing_left_gives_zero_not_nan(name):
+    rng = np.random.default_rng(9)
+    z, y = make_inputs(name, rng, (3,), 4, dtype=np.float32)
+    r = RECIPES[name]
+    p = params(name, 0.2)
+    none = np.zeros(3, bool)
+    assert float(r.loss(z, y, where=none, **p)) == 0.0
+    g = jax.grad(lambda a: r.loss(a, y, where=none, **p))(jnp.asarray(z))
+    assert (np.asarray(g) == 0).all()
+    empty_z, empty_y = make_inputs(name, rng, (0,), 4, dtype=np.float32)
+    assert float(r.loss(empty_z, empty_y, **p)) == 0.0
+
+
+def test_ignore_index_masks_rows_for_integer_recipes():
+    z = jnp.asarray(np.random.default_rng(10).normal(size=(4, 6)), jnp.float32)
+    y = jnp.asarray([1, -100, 2, -100])
+    for name in ["uniform", "off_target", "fastai", "fastreid", "speech_transformer"]:
+        r = RECIPES[name]
+        got = r.loss(z, y, epsilon=0.1, ignore_index=-100)
+        want = r.loss(z[jnp.asarray([0, 2])], y[jnp.asarray([0, 2])], epsilon=0.1)
+        np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=name)
+
+
+# ---------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("name", ["uniform", "off_target", "fastai", "fastreid", "speech_transformer"])
+def test_bad_integer_labels_raise(name):
+    r = RECIPES[name]
+    z = np.zeros((3, 4), np.float32)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
+        r.loss(z, np.array([0, 4, 1]))
+    with pytest.raises(ValueError, match=r"labels must lie in"):
+        r.loss(z, np.array([0, -5, 1]))
+    with pytest.raises(ValueError, match="does not match logits shape"):
+        r.loss(z, np.array([0, 1]))
+    with pytest.raises(TypeError, match="integer array"):
+        r.loss(z, np.array([0.0, 1.0, 2.0]))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_logits_raise(name):
+    r = RECIPES[name]
+    rng = np.random.default_rng(11)
+    z, y = make_inputs(name, rng, (3,), 4, dtype=np.float32)
+    with pytest.raises(TypeError, match="floating-point"):
+        r.loss(z.astype(np.int32), y, **params(name, 0.1))
+    with pytest.raises(ValueError):
+        r.loss(z[:, :3] if name in ("tf_onehot", "distillation") else z[:2], y, **params(name, 0.1))
+
+
+# A negative epsilon selects fast-reid's adaptive mode, so it is valid there.
+BAD_EPSILONS = [(n, e) for n in SMOOTHING for e in (-0.1, 1.5, float("nan")) if not (n == "fastreid" and e < 0)]
+
+
+@pytest.mark.parametrize("name,eps", BAD_EPSILONS)
+def test_epsilon_outside_unit_interval_raises(name, eps):
+    rng = np.random.default_rng(12)
+    z, y = make_inputs(name, rng, (3,), 4, dtype=np.float32)
+    with pytest.raises(ValueError, match="epsilon"):
+        RECIPES[name].loss(z, y, epsilon=eps)
+
+
+@pytest.mark.parametrize("name", ["off_target", "fastreid"])
+def test_k_below_two_raises_where_k_minus_one_divides(name):
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        RECIPES[name].loss(np.zeros((3, 1), np.float32), np.zeros(3, np.int32))
+
+
+@pytest.mark.parametrize("temperature", [0.0, -1.0, float("inf")])
+def test_nonpositive_temperature_raises(temperature):
+    z = np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match="temperature"):
+        RECIPES["distillation"].loss(z, z, temperature=temperature)
+
+
+def test_out_of_range_label_under_jit_gives_nan_not_a_wrong_number():
+    """Documented behaviour: under jit the range check cannot raise."""
+    f = jax.jit(lambda a, b: RECIPES["uniform"].loss(a, b))
+    z = jnp.zeros((2, 3))
+    assert np.isfinite(float(f(z, jnp.asarray([0, 2]))))
+    assert np.isnan(float(f(z, jnp.asarray([0, 3]))))
+
+
+def test_peer_optax_uniform():
+    optax = pytest.importorskip("optax")
+    rng = np.random.default_rng(13)
+    k, eps = 100, 0.1
+    z = jnp.asarray(rng.normal(size=(64, k)) * 2, jnp.float32)
+    y = jnp.asarray(rng.integers(0, k, size=64))
+    want = optax.softmax_cross_entropy(z, optax.smooth_labels(jax.nn.one_hot(y, k), eps)).mean()
+    np.testing.assert_allclose(RECIPES["uniform"].loss(z, y, epsilon=eps), want, rtol=1e-6)
+    gw = jax.grad(lambda a: optax.softmax_cross_entropy(a, optax.smooth_labels(jax.nn.one_hot(y, k), eps)).mean())(z)
+    g = jax.grad(lambda a: RECIPES["uniform"].loss(a, y, epsilon=eps))(z)
+    np.testing.assert_allclose(g, gw, rtol=1e-5, atol=1e-8)

@@ -1,0 +1,51 @@
+"""Self-correction weights: the published formula, its negative region, and the reweighted loss."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import reference as ref
+from lsbench.losses import RECIPES, self_correction_loss, self_correction_weights
+
+
+def test_weights_match_the_published_formula():
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(5), size=20)
+    y = rng.integers(0, 5, size=20)
+    with jax.enable_x64(True):
+        np.testing.assert_allclose(self_correction_weights(jnp.asarray(p), jnp.asarray(y), alpha=0.3), ref.self_correction_weights(p, y, 0.3), rtol=1e-12)
+
+
+def test_weights_turn_negative_exactly_below_exp_minus_one_over_alpha():
+    alpha = 0.1
+    threshold = np.exp(-1 / alpha)  # ≈ 4.54e-5
+    p_y = np.array([threshold * 0.5, threshold * 2])
+    probs = np.stack([p_y, 1 - p_y], axis=-1)
+    with jax.enable_x64(True):
+        w = np.asarray(self_correction_weights(jnp.asarray(probs), jnp.asarray([0, 0]), alpha=alpha))
+        wc = np.asarray(self_correction_weights(jnp.asarray(probs), jnp.asarray([0, 0]), alpha=alpha, clip=True))
+    assert w[0] < 0 < w[1]
+    assert wc[0] == 0 and wc[1] == w[1]
+
+
+def test_reweighted_loss_treats_weights_as_constants():
+    rng = np.random.default_rng(1)
+    z = jnp.asarray(rng.normal(size=(6, 4)) * 3)
+    y = jnp.asarray(rng.integers(0, 4, size=6))
+    with jax.enable_x64(True):
+        z = z.astype(jnp.float64)
+        w = self_correction_weights(jax.nn.softmax(z), y, alpha=0.2)
+        rows = lambda a: RECIPES["uniform"].per_example(a, y, epsilon=0.0)  # noqa: E731
+        want = jnp.mean(w * rows(z))
+        got = self_correction_loss(z, y, alpha=0.2, epsilon=0.0)
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+        g = jax.grad(lambda a: self_correction_loss(a, y, alpha=0.2, epsilon=0.0))(z)
+        np.testing.assert_allclose(g, jax.grad(lambda a: jnp.mean(w * rows(a)))(z), rtol=1e-10, atol=1e-14)
+
+
+def test_logits_instead_of_probabilities_raise():
+    with pytest.raises(ValueError, match="probabilities"):
+        self_correction_weights(np.array([[3.0, -1.0]]), np.array([0]))
+    with pytest.raises(ValueError, match="recipe"):
+        self_correction_loss(np.zeros((2, 3), np.float32), np.array([0, 1]), recipe="distillation")
