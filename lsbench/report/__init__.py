@@ -1,0 +1,1 @@
+"""Paper generation: tables and figures from recorded results (``python -m lsbench paper``)."""

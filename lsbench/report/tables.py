@@ -1,0 +1,153 @@
+"""A small table model rendered both as LaTeX (booktabs) and as Markdown.
+
+Tables are plain data: a caption, column headers, rows of already-formatted
+strings, and the provenance (the command that regenerates the table and the
+short hashes of the results files it came from). Rendering is deterministic:
+the same table always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+REGENERATE = "python -m lsbench paper"
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    name: str  # file stem under paper/tables/
+    caption: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    sources: tuple[tuple[str, str], ...] = ()  # (results file name, short hash)
+    align: str | None = None  # LaTeX column spec, e.g. "llrr"
+    notes: tuple[str, ...] = ()
+
+    def provenance(self) -> str:
+        src = ", ".join(f"{name} @ {digest}" for name, digest in self.sources) or "lsbench source only"
+        return f"Regenerate: {REGENERATE}. From: {src}."
+
+
+def short_hash(path: Path) -> str:
+    """First 12 hex digits of the file's sha256 (cited in every caption)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+_LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+_UNICODE = {
+    "ε": r"$\varepsilon$",
+    "α": r"$\alpha$",
+    "β": r"$\beta$",
+    "Σ": r"$\Sigma$",
+    "±": r"$\pm$",
+    "×": r"$\times$",
+    "≤": r"$\le$",
+    "≥": r"$\ge$",
+    "−": "-",
+    "≡": r"$\equiv$",
+    "→": r"$\to$",
+    "·": r"$\cdot$",
+    "✓": r"\checkmark",
+    "≈": r"$\approx$",
+    "Δ": r"$\Delta$",
+    "²": r"$^2$",
+    "‖": r"$\|$",
+    "§": r"\S{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    """Escape plain text for LaTeX; ``$...$`` spans are passed through as maths."""
+    parts = re.split(r"(\$[^$]*\$)", text)
+    out = []
+    for part in parts:
+        if part.startswith("$") and part.endswith("$") and len(part) > 1:
+            out.append(part)
+            continue
+        s = "".join(_LATEX_ESCAPES.get(ch, ch) for ch in part)
+        s = "".join(_UNICODE.get(ch, ch) for ch in s)
+        out.append(s)
+    return "".join(out)
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", r"\|").replace("\n", " ")
+
+
+def to_markdown(table: Table) -> str:
+    lines = [f"**Table: {table.caption}**", ""]
+    lines.append("| " + " | ".join(_md_cell(c) for c in table.columns) + " |")
+    lines.append("|" + "|".join("---" for _ in table.columns) + "|")
+    for row in table.rows:
+        lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
+    lines.append("")
+    for note in table.notes:
+        lines.append(f"{note}")
+        lines.append("")
+    lines.append(f"_{table.provenance()}_")
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(table: Table) -> str:
+    align = table.align or "l" * len(table.columns)
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        rf"\caption{{{latex_escape(table.caption)} {latex_escape(table.provenance())}}}",
+        rf"\label{{tab:{table.name}}}",
+        r"\resizebox{\linewidth}{!}{%",
+        rf"\begin{{tabular}}{{{align}}}",
+        r"\toprule",
+        " & ".join(latex_escape(c) for c in table.columns) + r" \\",
+        r"\midrule",
+    ]
+    for row in table.rows:
+        if row and row[0] == "\\midrule":
+            lines.append(r"\midrule")
+            continue
+        lines.append(" & ".join(latex_escape(c) for c in row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}}"]
+    for note in table.notes:
+        lines.append(rf"\par\smallskip\footnotesize {latex_escape(note)}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write via a temporary file in the same directory and rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_table(table: Table, out_dir: Path) -> list[Path]:
+    out_dir = Path(out_dir)
+    paths = [out_dir / f"{table.name}.tex", out_dir / f"{table.name}.md"]
+    atomic_write(paths[0], to_latex(table))
+    atomic_write(paths[1], to_markdown(table))
+    return paths
