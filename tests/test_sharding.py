@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -36,10 +37,18 @@ from lsbench.parallel import (
 )
 
 WORKER = Path(__file__).with_name("_sharding_worker.py")
+MULTIHOST_WORKER = Path(__file__).with_name("_multihost_worker.py")
 DEVICES = 8
 SHARDS = ["1", "2", "4", "8", "2x4"]  # "2x4": batch over "data" (2) × classes over "model" (4)
 CASES = ["uniform", "off_target", "uniform_masked", "off_target_masked"]
 TOL = {"float32": 1e-5, "float64": 1e-12}
+
+
+def _result(stdout: str) -> dict:
+    """The worker's JSON line (other libraries, e.g. gloo, may print to stdout too)."""
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")]
+    assert lines, f"no RESULT line in worker output:\n{stdout[-2000:]}"
+    return json.loads(lines[-1][len("RESULT "):])
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +61,7 @@ def report():
                           capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         pytest.fail(f"sharding worker failed (rc={proc.returncode}):\n{proc.stderr[-4000:]}")
-    out = json.loads(proc.stdout)
+    out = _result(proc.stdout)
     assert out["devices"] == DEVICES
     return out
 
@@ -144,6 +153,40 @@ def test_data_parallel_one_vs_eight_devices(report):
     assert dp["local_batch_equal"]
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_multi_process_data_parallel(report):
+    """Two processes × 4 host devices, jax.distributed + per-process input == one process × 8 devices."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    procs = [subprocess.Popen([sys.executable, str(MULTIHOST_WORKER), "--process-id", str(i),
+                               "--num-processes", "2", "--port", str(port)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    outs = []
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=240)
+            if p.returncode != 0:
+                pytest.fail(f"multi-process worker failed (rc={p.returncode}):\n{err[-4000:]}")
+            outs.append(_result(out))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    single = report["data_parallel"]
+    for o in outs:
+        assert (o["processes"], o["devices"], o["local_devices"]) == (2, 8, 4)
+        np.testing.assert_allclose(o["losses"], single["devices_8"]["losses"], rtol=1e-6)
+        assert np.max(np.abs(np.asarray(o["params"]) - np.asarray(single["params_n"]))) <= 1e-6
+    assert outs[0]["params"] == outs[1]["params"]  # replicas identical across processes
+
+
 # ---------------------------------------------------------------------------
 # in-process: whatever devices this pytest process has (usually 1)
 # ---------------------------------------------------------------------------
@@ -170,6 +213,17 @@ def test_in_process_matches_recipe(small, recipe):
     rows = vocab_sharded_per_example(z, y, mesh, recipe=recipe, epsilon=0.2, ignore_index=-1)
     np.testing.assert_allclose(rows, RECIPES[recipe].per_example(z, y, epsilon=0.2, ignore_index=-1),
                                rtol=1e-6)
+
+
+def test_in_process_bfloat16(small):
+    z, y = small
+    zb = z.astype(jnp.bfloat16)
+    mesh = make_mesh(1, ("model",))
+    v, g = jax.value_and_grad(lambda z_: vocab_sharded_loss(z_, y, mesh, epsilon=0.1))(zb)
+    rv, rg = jax.value_and_grad(lambda z_: RECIPES["uniform"].loss(z_, y, epsilon=0.1))(zb)
+    assert v.dtype == jnp.float32 and g.dtype == jnp.bfloat16  # computed in f32, gradient in bf16
+    np.testing.assert_allclose(v, rv, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(g, np.float32), np.asarray(rg, np.float32), rtol=1e-2, atol=1e-4)
 
 
 def test_all_rows_masked_gives_zero(small):
