@@ -126,7 +126,7 @@ class _LazyTensor:
         view = np.lib.stride_tricks.as_strided(
             st.data[offset:], shape=size, strides=tuple(s * item for s in stride), writeable=False
         )
-        return np.ascontiguousarray(view).copy()
+        return np.array(view, order="C", copy=True)
 
 
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
