@@ -9,8 +9,8 @@ The code's target is ``q_y = 1 − ε``, ``q_j = ε/K`` (``j ≠ y``); its prose
 * ``uniform_plus_log_p``: ``L = L_uniform + (ε/K)·log p_y``;
 * ``gradient``: ``∂L/∂z_j = (1 − ε/K)·p_j − q_j``;
 * ``gradient_row_sum`` (finding): each row's gradient sums to 0 (the loss is
-  shift-invariant), while ``p − q`` sums to ``ε/K``; the docstring of
-  ``lsbench.losses.speech_transformer`` says ``−ε/K``, which is wrong;
+  shift-invariant), while ``p − q`` -- the gradient one would write from the
+  prose, which assumes ``Σq = 1`` -- sums to ``ε/K``: the two differ by ``(ε/K)·p``;
 * ``optimum``: the gradient vanishes exactly at ``p* = q/Σq``, so
   ``p*_y = K(1−ε)/(K−ε)``, which is ``ε²(K−1)/(K(K−ε))`` below uniform's ``1 − ε + ε/K``;
 * ``minimum_loss``: ``L(z*) = −Σ_j q_j log(q_j/Σq)``;
@@ -98,7 +98,7 @@ def theorems() -> list[Theorem]:
                          zero(row.sum(lambda j: row.p(j) - qf(j)) - eps / K, "sum of p - q = eps/K")], A,
                 finding=True,
                 note="the loss is shift-invariant, so its gradient sums to 0 for any target; "
-                     "lsbench/losses/speech_transformer.py's docstring says −ε/K, which is wrong"),
+                     "the prose's gradient p − q (valid only when Σq = 1) sums to ε/K instead"),
         Theorem(RECIPE, "optimum",
                 r"\nabla L = 0 \iff p = q/\textstyle\sum q;\ p^*_y = \tfrac{K(1-\varepsilon)}{K-\varepsilon}"
                 r" = q^{\mathrm{unif}}_y - \tfrac{\varepsilon^2(K-1)}{K(K-\varepsilon)}",

@@ -1,12 +1,51 @@
-"""`python -m lsbench paper`: not built yet (see the project's open issues)."""
+"""Regenerate every table and figure of the paper from the recorded results.
+
+``python -m lsbench paper [--results-dir DIR] [--out-dir DIR] [--no-figures]``
+reads ``DIR/*.json`` (default ``paper/results``: ``proofs.json``,
+``bench-<machine>.json``, ``pets-<profile>.json``, ``muller-<experiment>.json``)
+and rewrites, under the output directory (default ``paper/``),
+``tables/<name>.{tex,md}``, ``tables/macros.tex`` and
+``figures/<name>.{pdf,png,tex}`` -- deterministically: the same results give
+the same bytes. A missing results file gives "not yet recorded" placeholders;
+a malformed one is named on stderr, what was generated from it is left as it
+was, and the exit status is 1. Nothing is deleted. See
+:mod:`lsbench.report.build`.
+"""
+
+from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def add_arguments(parser):
-    pass
+    parser.add_argument("--results-dir", type=Path, default=REPO / "paper" / "results",
+                        help="where the recorded results are (default: %(default)s)")
+    parser.add_argument("--out-dir", type=Path, default=REPO / "paper",
+                        help="where tables/ and figures/ are written (default: %(default)s)")
+    parser.add_argument("--no-figures", action="store_true",
+                        help="tables, macros and figure snippets only; do not draw the images")
+    parser.add_argument("--quiet", action="store_true", help="print only errors and the summary")
 
 
-def run(args):
-    print("lsbench paper: not built yet", file=sys.stderr)
-    return 2
+def run(args) -> int:
+    from lsbench.report.build import generate
+
+    quiet = getattr(args, "quiet", False)
+
+    def log(msg: str) -> None:
+        if msg.startswith("error:"):
+            print(f"lsbench paper: {msg}", file=sys.stderr)
+        elif not quiet:
+            print(msg)
+
+    out = generate(args.results_dir, args.out_dir, figures=not args.no_figures, log=log)
+    print(f"wrote {len(out.written)} files under {args.out_dir} "
+          f"({len(out.placeholders)} placeholders: {', '.join(out.placeholders) or 'none'})")
+    if out.errors:
+        print(f"lsbench paper: {len(out.errors)} malformed results file(s); left unchanged: "
+              f"{', '.join(out.kept)}", file=sys.stderr)
+        return 1
+    return 0

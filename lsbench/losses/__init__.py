@@ -83,7 +83,7 @@ RECIPES: dict[str, Recipe] = {
         labels="int",
         params={"epsilon": fastai.DEFAULT_EPSILON, "ignore_index": None},
         reduction="each term's mean over kept rows, then mixed",
-        peers=("fastai",),
+        peers=("fastai", "timm"),
     ),
     "tf_onehot": Recipe(
         name="tf_onehot",
@@ -98,7 +98,7 @@ RECIPES: dict[str, Recipe] = {
         labels="dense",
         params={"epsilon": tf_onehot.DEFAULT_EPSILON},
         reduction="mean over kept rows",
-        peers=("Keras", "optax"),
+        peers=("Keras", "optax", "PyTorch", "timm"),
     ),
     "fastreid": Recipe(
         name="fastreid",
@@ -144,7 +144,7 @@ RECIPES: dict[str, Recipe] = {
         labels="logits",
         params={"temperature": distillation.DEFAULT_TEMPERATURE},
         reduction="sum / number of rows (batchmean)",
-        peers=("PyTorch KLDivLoss", "Keras"),
+        peers=("PyTorch",),
     ),
 }
 

@@ -27,6 +27,11 @@ class Table:
     sources: tuple[tuple[str, str], ...] = ()  # (results file name, short hash)
     align: str | None = None  # LaTeX column spec, e.g. "llrr"
     notes: tuple[str, ...] = ()
+    # True: scale the tabular down to the line width only when it is wider (never up).
+    # False (the default) keeps the original behaviour: always scaled to the line width.
+    shrink_only: bool = False
+    # True: notes set ragged-right (left-aligned) instead of centred like the table.
+    ragged_notes: bool = False
 
     def provenance(self) -> str:
         src = ", ".join(f"{name} @ {digest}" for name, digest in self.sources) or "lsbench source only"
@@ -95,6 +100,8 @@ def to_markdown(table: Table) -> str:
     lines.append("| " + " | ".join(_md_cell(c) for c in table.columns) + " |")
     lines.append("|" + "|".join("---" for _ in table.columns) + "|")
     for row in table.rows:
+        if row and row[0] == "\\midrule":  # a LaTeX group separator; Markdown tables have none
+            continue
         lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
     lines.append("")
     for note in table.notes:
@@ -112,7 +119,8 @@ def to_latex(table: Table) -> str:
         r"\small",
         rf"\caption{{{latex_escape(table.caption)} {latex_escape(table.provenance())}}}",
         rf"\label{{tab:{table.name}}}",
-        r"\resizebox{\linewidth}{!}{%",
+        (r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%" if table.shrink_only
+         else r"\resizebox{\linewidth}{!}{%"),
         rf"\begin{{tabular}}{{{align}}}",
         r"\toprule",
         " & ".join(latex_escape(c) for c in table.columns) + r" \\",
@@ -125,7 +133,10 @@ def to_latex(table: Table) -> str:
         lines.append(" & ".join(latex_escape(c) for c in row) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}"]
     for note in table.notes:
-        lines.append(rf"\par\smallskip\footnotesize {latex_escape(note)}")
+        if table.ragged_notes:
+            lines.append(rf"\par\smallskip{{\raggedright\footnotesize {latex_escape(note)}\par}}")
+        else:
+            lines.append(rf"\par\smallskip\footnotesize {latex_escape(note)}")
     lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
 
@@ -139,10 +150,17 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     try:
         with os.fdopen(fd, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as fh:
             fh.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_table(table: Table, out_dir: Path) -> list[Path]:

@@ -1,0 +1,161 @@
+"""Finding, reading and checking the recorded results under ``paper/results/``.
+
+Only the top level of the results directory is read (``runs/`` holds the
+per-run records the experiments aggregate themselves). Files by name:
+
+* ``proofs.json``           -- :mod:`lsbench.commands.verify` (``"schema": "lsbench.proofs/1"``);
+* ``bench-<machine>.json``  -- ``python -m lsbench bench``;
+* ``pets-<profile>.json``   -- :mod:`lsbench.experiments.pets` (``"lsbench/pets-results/1"``);
+* ``muller-<name>.json``    -- ``python -m lsbench reproduce muller``.
+
+A file that is missing is simply absent from :class:`Results` (the tables
+built from it become "not yet recorded" placeholders). A file that exists but
+cannot be parsed, or lacks what the report needs, raises
+:class:`ResultsError`, whose message starts with the file's path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+from lsbench.report.tables import short_hash
+
+__all__ = ["ResultsError", "ResultFile", "Results", "discover", "read_json", "need"]
+
+PROOFS_SCHEMA = "lsbench.proofs/1"
+PETS_SCHEMA = "lsbench/pets-results/1"
+
+_STEM = re.compile(r"^(bench|pets|muller)-([A-Za-z0-9][A-Za-z0-9._+-]*)$")
+
+
+class ResultsError(ValueError):
+    """A results file that exists but is not what the report can use."""
+
+    def __init__(self, path: Path | str, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultFile:
+    """One parsed results file: its path, the short hash cited in captions, and its JSON."""
+
+    path: Path
+    digest: str
+    data: Any
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def source(self) -> tuple[str, str]:
+        """``(file name, short hash)``, what :class:`lsbench.report.tables.Table` cites."""
+        return (self.name, self.digest)
+
+    @property
+    def suffix(self) -> str:
+        """``frozen`` for ``pets-frozen.json``; the machine for ``bench-<machine>.json``."""
+        m = _STEM.match(self.path.stem)
+        return m.group(2) if m else self.path.stem
+
+
+@dataclasses.dataclass
+class Results:
+    """What :func:`discover` found: paths only; nothing is parsed until asked for."""
+
+    root: Path
+    proofs: Path | None = None
+    bench: dict[str, Path] = dataclasses.field(default_factory=dict)   # machine -> path
+    pets: dict[str, Path] = dataclasses.field(default_factory=dict)    # profile -> path
+    muller: dict[str, Path] = dataclasses.field(default_factory=dict)  # name -> path
+    other: list[Path] = dataclasses.field(default_factory=list)        # *.json the report does not know
+
+
+def discover(results_dir: Path | str) -> Results:
+    """The results files in ``results_dir`` (sorted, top level only); a missing directory is empty."""
+    root = Path(results_dir)
+    res = Results(root=root)
+    if not root.is_dir():
+        return res
+    for path in sorted(root.glob("*.json")):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        if path.name == "proofs.json":
+            res.proofs = path
+            continue
+        m = _STEM.match(path.stem)
+        if m is None:
+            res.other.append(path)
+            continue
+        getattr(res, m.group(1))[m.group(2)] = path
+    return res
+
+
+def read_json(path: Path | str) -> ResultFile:
+    """Parse ``path`` (strict JSON except that NaN/Infinity are accepted) into a :class:`ResultFile`."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ResultsError(path, f"cannot be read ({exc.strerror or exc})") from exc
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ResultsError(path, f"is not UTF-8 text ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise ResultsError(path, f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
+    if not isinstance(data, dict):
+        raise ResultsError(path, f"must hold a JSON object, found {type(data).__name__}")
+    return ResultFile(path=path, digest=short_hash(path), data=data)
+
+
+_TYPES = {
+    dict: "an object",
+    list: "a list",
+    str: "a string",
+    bool: "true/false",
+    (int, float): "a number",
+    int: "an integer",
+    float: "a number",
+}
+
+
+def need(rf: ResultFile, obj: Any, key: str | int, kind: Any = None, where: str = "",
+         optional: bool = False) -> Any:
+    """``obj[key]``, checked to exist (unless ``optional``) and to be of ``kind``.
+
+    Raises :class:`ResultsError` naming the file and the JSON path, e.g.
+    ``paper/results/pets-frozen.json: aggregates.ce.metrics: missing key 'error'``.
+    """
+    where = where or "top level"
+    try:
+        value = obj[key]
+    except (KeyError, IndexError, TypeError):
+        if optional:
+            return None
+        raise ResultsError(rf.path, f"{where}: missing key {key!r}") from None
+    if value is None and optional:
+        return None
+    if kind is not None:
+        ok = isinstance(value, kind) and not (kind in (int, float, (int, float)) and isinstance(value, bool))
+        if ok and kind in (float, (int, float)) and isinstance(value, float) and not math.isfinite(value):
+            ok = True  # NaN/inf are numbers; the formatter prints them as such
+        if not ok:
+            label = _TYPES.get(kind, getattr(kind, "__name__", str(kind)))
+            raise ResultsError(rf.path, f"{where}.{key}: expected {label}, found {type(value).__name__}")
+    return value
+
+
+def check_schema(rf: ResultFile, expected: str | Iterable[str]) -> str:
+    schema = rf.data.get("schema")
+    allowed = (expected,) if isinstance(expected, str) else tuple(expected)
+    if schema not in allowed:
+        raise ResultsError(rf.path, f"schema is {schema!r}, expected {' or '.join(map(repr, allowed))}")
+    return schema

@@ -1,0 +1,412 @@
+"""``python -m lsbench paper``: tables, figures and macros generated from recorded results.
+
+Synthetic results files (built with the experiments' own aggregation code, so they follow
+the documented schemas) stand in for the real ones; the committed tables are checked
+against the committed results; the paper is compiled when ``latexmk`` is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lsbench.report import build
+from lsbench.report.results import ResultsError, discover, read_json
+from lsbench.report.tables import Table, short_hash, to_latex, to_markdown
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER = REPO / "paper"
+
+# --------------------------------------------------------------------------- synthetic results
+
+
+def _theorem(recipe, name, finding=False, method="symbolic", status="proved", note=""):
+    return {"recipe": recipe, "name": name, "statement": r"\sum_j q_j = 1", "assumptions": r"K \ge 2",
+            "method": method, "status": status, "seconds": 0.125, "claims": 1, "finding": finding,
+            "note": note, "detail": "" if status == "proved" else "did not reduce to 0"}
+
+
+def make_proofs(path: Path) -> None:
+    theorems = [_theorem("uniform", "target_mass"), _theorem("uniform", "closed_form", method="instances"),
+                _theorem("off_target", "target_mass"),
+                _theorem("speech_transformer", "target_mass", finding=True, note="not a distribution"),
+                _theorem("speech_transformer", "code_vs_prose", finding=True, note="code differs from prose"),
+                _theorem("fastreid", "adaptive_full_gradient"),
+                _theorem("fastreid", "adaptive_dropped_term_nonzero", finding=True, note="dropped term"),
+                _theorem("self_correction", "alpha_0_1_threshold", finding=True, note="negative below 4.5e-5"),
+                _theorem("distillation", "closed_form", status="failed", method="none")]
+    recipes = list(dict.fromkeys(t["recipe"] for t in theorems))
+    totals = {"theorems": len(theorems), "proved": 8, "failed": 1, "symbolic": 7, "instances": 1,
+              "findings": 4, "seconds": 1.125}
+    cert = {"schema": "lsbench.proofs/1", "generated": "2026-01-01T00:00:00Z", "sympy": "1.14.0",
+            "python": "3.12.0", "git": {"commit": "0" * 40, "dirty": False}, "command": "python -m lsbench verify",
+            "recipes": recipes, "complete": False, "instance_ks": [2, 16], "totals": totals,
+            "per_recipe": {}, "theorems": theorems}
+    path.write_text(json.dumps(cert, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def make_pets(path: Path, profile: str = "frozen", names=("ce", "uniform", "off_target", "speech_transformer"),
+              seeds=(0, 1, 2)) -> None:
+    from lsbench.experiments.pets import ANCHORS, RUN_SPECS, aggregate
+    from lsbench.metrics import evaluate
+
+    rng = np.random.default_rng(7)
+    runs = []
+    for k, name in enumerate(names):
+        for seed in seeds:
+            y = rng.integers(0, 37, size=300)
+            z = rng.normal(size=(300, 37)) * 1.5
+            z[np.arange(300), y] += 3.0 + 0.3 * k + 0.1 * seed
+            spec = RUN_SPECS[name]
+            runs.append({"schema": "lsbench/pets-run/1", "name": name, "seed": seed,
+                         "loss": {"recipe": spec.recipe, "params": spec.loss_params(0.1)},
+                         "temperature": 1.3, "test": evaluate(z, y, temperature=1.3)})
+    aggregates, ignored = aggregate(runs)
+    results = {
+        "schema": "lsbench/pets-results/1", "experiment": "pets", "profile": profile, "claim": ANCHORS,
+        "common_key": "0" * 16,
+        "config": {"profile": profile, "backbone": {"name": "efficientnet-lite0", "frozen": True,
+                                                    "pooling": "maxavg"},
+                   "data": {"n_test": 300}},
+        "recipes": {n: {"recipe": RUN_SPECS[n].recipe} for n in names}, "seeds": list(seeds),
+        "runs": runs, "aggregates": aggregates, "ignored_runs": ignored,
+        "invocation": {"status": "complete"},
+    }
+    path.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+
+
+def make_bench(path: Path, machine: str = "cpu-test") -> None:
+    """A bench file in the ``lsbench.bench/1`` schema of :mod:`lsbench.bench` (a few shapes)."""
+    results = []
+    for dtype in ("float32", "bfloat16"):
+        for shape in ([64, 1000], [256, 1000], [64, 8192], [64, 32000]):
+            n = shape[0] * shape[1]
+            floor = n * 8 / 20e9
+            t = {"ours": 1.3 * floor + 2e-5, "optax": 2.1 * floor + 3e-5, "torch": 3.0 * floor + 4e-5}
+            def res(name, impl, mode, time, ratios=None, extra=None):
+                return {"id": f"{impl}:{name}/{mode}/{dtype}/{shape}", "name": name, "impl": impl, "mode": mode,
+                        "dtype": dtype, "shape": shape, "status": "ok", "note": None,
+                        "time_s": {"median": time, "q1": time, "q3": time, "iqr": 0.0, "min": time, "mean": time,
+                                   "rounds": 5},
+                        "ratios": ratios or {}, "memory": {"xla": None if extra is None else
+                                                           {"extra_bytes": int(extra * n * 4), "extra_ratio": extra},
+                                                           "rss": None}}
+            for recipe, slow in (("uniform", 1.0), ("off_target", 1.1)):
+                tt = t["ours"] * slow
+                results.append(res(recipe, "lsbench", "fwd+bwd", tt, {"read+write": tt / floor,
+                                                                      "optax": tt / t["optax"],
+                                                                      "torch": tt / t["torch"]}, 1.0))
+            results.append(res("optax", "optax", "fwd+bwd", t["optax"]))
+            results.append(res("torch", "torch", "fwd+bwd", t["torch"]))
+            results.append(res("read+write", "floor", "floor", floor))
+    results.append({**results[0], "status": "skipped", "time_s": None, "name": "fastai", "note": "skipped"})
+    doc = {"schema": "lsbench.bench/1", "machine": machine, "created": "2026-01-01T00:00:00Z",
+           "environment": {"cpu_model": "Test CPU", "cores": 2, "gpu": None},
+           "settings": {"quick": False}, "results": results, "targets": []}
+    path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+
+
+def make_muller(dirpath: Path) -> None:
+    from lsbench.metrics import paired_difference, summarize
+
+    s = lambda *v: summarize(list(v))  # noqa: E731
+    d = lambda a, b: paired_difference(dict(enumerate(a)), dict(enumerate(b)))  # noqa: E731
+    common = {"schema": "lsbench/muller-results/1", "caveats": ["small data", "few seeds"],
+              "verdict_rule": "the CI must exclude 0", "seeds": [0, 1, 2], "quick": False,
+              "invocation": {"status": "complete"}}
+    claim = lambda diff, verdict: {"description": "x", "direction": -1, "reference": "ce",  # noqa: E731
+                                   "method": "uniform_0.1", "difference": diff, "verdict": verdict,
+                                   "published": "-0.126"}
+    metrics = lambda e: {"error": s(e, e + 0.01, e + 0.02), "ece": s(0.05, 0.06, 0.04),  # noqa: E731
+                         "ece_ts": s(0.02, 0.03, 0.02), "temperature": s(1.2, 1.3, 1.1),
+                         "heldout_ece": s(0.05, 0.05, 0.06)}
+    cal = {**common, "experiment": "calibration",
+           "published": {"rows": [{"setup": "ResNet-56 on CIFAR-100", "ece": 0.15, "ece_ts": 0.021,
+                                   "temperature": 1.9, "ece_ls": 0.024, "alpha": 0.05}]},
+           "verdict": {"verdict": "inconclusive", "per_dataset": {"mnist": "inconclusive"}},
+           "datasets": {"mnist": {"status": "ok", "reason": None,
+                                  "specs": {"ce": {"seeds": [0, 1, 2], "metrics": metrics(0.03), "paired_vs_ce": None},
+                                            "uniform_0.1": {"seeds": [0, 1, 2], "metrics": metrics(0.025),
+                                                            "paired_vs_ce": {"ece": d([0.05, 0.06, 0.04],
+                                                                                      [0.06, 0.08, 0.05])}}},
+                                  "alpha_star": {"spec": "uniform_0.1", "alpha": 0.1, "rule": "lowest held-out ECE"},
+                                  "claims": {"ls_lowers_ece": claim(d([1, 2, 3], [2, 3, 5]), "reproduced")},
+                                  "verdict": "reproduced"},
+                        "pets": {"status": "skipped", "reason": "no cached features", "verdict": None}}}
+    dist = {**common, "experiment": "distillation", "beta": 0.6,
+            "published": {"setup": "MNIST", "teacher_error": {"ce": 0.0067, "ls": 0.0059},
+                          "student_error": {"ce": 0.0074, "ls": 0.0091}},
+            "verdict": {"verdict": "not reproduced"},
+            "datasets": {"mnist": {"status": "ok", "teachers": {"ce": {"metrics": {"error": s(0.02, 0.03, 0.025)}},
+                                                                 "uniform_0.1": {"metrics": {"error": s(0.02, 0.02, 0.02)}}},
+                                   "students": {n: {"T": {t: {"metrics": {"error": s(0.03, 0.031, 0.029)}}
+                                                          for t in ("1", "4")}, "t_star": "4"}
+                                                for n in ("ce", "uniform_0.1")},
+                                   "student_none": {"metrics": {"error": s(0.04, 0.041, 0.039)}},
+                                   "claims": {"ls_teacher_worse_teacher": claim(d([1, 2, 3], [2, 3, 5]),
+                                                                                "not reproduced")}}}}
+    rng = np.random.default_rng(3)
+    panels = [{"spec": sp, "split": split, "coords": rng.normal(size=(30, 2)).round(4).tolist(),
+               "labels": [i % 3 for i in range(30)], "templates": [[1, 0], [-0.5, 0.8], [-0.5, -0.8]]}
+              for sp in ("ce", "uniform_0.1") for split in ("train", "test")]
+    rep = {**common, "experiment": "representations", "published": {},
+           "verdict": {"verdict": "inconclusive"},
+           "datasets": {"mnist": {"status": "ok",
+                                  "specs": {n: {"seeds": [0, 1, 2], "test": {"ratio": s(0.5, 0.6, 0.55),
+                                                                              "between_cv": s(0.2, 0.25, 0.3)},
+                                                "train": {"ratio": s(0.4, 0.45, 0.5)}} for n in ("ce", "uniform_0.1")},
+                                  "claims": {"ls_tighter_clusters": claim(d([0.1, 0.2, 0.0], [0.1, 0.1, 0.1]),
+                                                                           "inconclusive")},
+                                  "figure": {"seed": 0, "classes": [0, 1, 2], "class_names": ["a", "b", "c"],
+                                             "panels": panels}}}}
+    for name, data in (("calibration", cal), ("distillation", dist), ("representations", rep)):
+        (dirpath / f"muller-{name}.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("results")
+    make_proofs(d / "proofs.json")
+    make_pets(d / "pets-frozen.json")
+    make_bench(d / "bench-cpu-test.json")
+    make_muller(d)
+    (d / "runs").mkdir()
+    (d / "runs" / "ignored.json").write_text("not json")  # per-run records are not read
+    return d
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def generated(results_dir, tmp_path_factory):
+    """One full generation (tables and images) from the synthetic results: ``(out_dir, outcome)``."""
+    out_dir = tmp_path_factory.mktemp("paper")
+    return out_dir, build.generate(results_dir, out_dir)
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def test_every_results_file_gives_its_tables_and_figures(results_dir, generated):
+    tmp_path, out = generated
+    assert not out.errors
+    for name in build.TABLES:
+        assert (tmp_path / "tables" / f"{name}.tex").is_file(), name
+        assert (tmp_path / "tables" / f"{name}.md").is_file(), name
+    for name in build.FIGURES:
+        assert (tmp_path / "figures" / f"{name}.tex").is_file(), name
+    assert out.placeholders == ["tables/pets-fastai", "figures/reliability-fastai", "figures/ece-error-fastai"]
+    for name in ("throughput", "reliability-frozen", "ece-error-frozen", "muller_representations"):
+        assert (tmp_path / "figures" / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+        assert (tmp_path / "figures" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+    # every caption cites its results file by short hash and the command that regenerates it
+    pets_tex = (tmp_path / "tables" / "pets-frozen.tex").read_text()
+    assert f"pets-frozen.json @ {short_hash(results_dir / 'pets-frozen.json')}" in pets_tex
+    assert "python -m lsbench paper" in pets_tex
+    bench_md = (tmp_path / "tables" / "throughput.md").read_text()
+    assert f"bench-cpu-test.json @ {short_hash(results_dir / 'bench-cpu-test.json')}" in bench_md
+    assert "efficientnet-lite0" in pets_tex and "profile frozen" in pets_tex
+    snippet = (tmp_path / "figures" / "reliability-frozen.tex").read_text()
+    assert "figures/reliability-frozen.pdf" in snippet and short_hash(results_dir / "pets-frozen.json") in snippet
+
+
+def test_same_results_give_identical_bytes(results_dir, generated, tmp_path):
+    a = _files(generated[0])
+    shutil.copytree(generated[0], tmp_path / "again")
+    build.generate(results_dir, tmp_path / "again")  # regenerating in place changes nothing
+    build.generate(results_dir, tmp_path / "fresh")  # nor does generating from scratch
+    for other in ("again", "fresh"):
+        b = _files(tmp_path / other)
+        assert sorted(a) == sorted(b)
+        differ = [k for k in a if a[k] != b[k]]
+        assert not differ, f"not deterministic: {differ}"
+    # tables and snippets do not depend on whether the images are drawn
+    build.generate(results_dir, tmp_path / "tables-only", figures=False)
+    c = _files(tmp_path / "tables-only")
+    assert c and all(a[k] == v for k, v in c.items())
+
+
+def test_table_contents(results_dir, tmp_path):
+    build.generate(results_dir, tmp_path, figures=False)
+    t = lambda n: (tmp_path / "tables" / f"{n}.md").read_text()  # noqa: E731
+    cat = t("catalogue")
+    for col in ("optax", "PyTorch", "fastai", "fast-reid", "timm", "Keras", "Liger"):
+        assert f" {col} |" in cat
+    assert "| uniform |" in cat and "2/2 (1 symbolic, 1 instances)" in cat
+    assert "0/1, 1 failed" in cat  # distillation's failed theorem
+    ver = t("verification")
+    assert "| all | 9 | 8 | 7 | 1 | 1 | 4 |" in ver
+    find = t("findings")
+    assert "target_mass, code_vs_prose" in find and "adaptive_full_gradient, adaptive_dropped_term_nonzero" in find
+    assert "no theorem in proofs.json" in find  # distillation: the certificate records none
+    pets = t("pets-frozen")
+    assert "| ce | 3 |" in pets and "(baseline)" in pets
+    assert "5.7–7.3" in pets and "7.5 (reported)" in pets  # the anchors, from the results file
+    thr = t("throughput")
+    assert "64×8192" in thr and "| uniform |" in thr and "| off_target |" in thr
+    assert "| time | × floor | × optax | × PyTorch | extra mem. |" in thr
+    assert "| 53.3 µs | 2.08× | 0.64× | 0.46× | 1.00× |" in thr
+    assert "cpu-test (Test CPU, 2 cores), bfloat16" in thr
+    gathered = (tmp_path / "tables" / "throughput.tex").read_text()
+    assert r"\input{tables/throughput-cpu-test-float32}" in gathered
+    assert r"\input{tables/throughput-cpu-test-bfloat16}" in gathered
+    ver_m = t("muller-verdicts")
+    assert "reproduced" in ver_m and "| skipped |" in ver_m and "pets: skipped, no cached features" in ver_m
+    assert "Caveat: small data" in ver_m
+    macros = (tmp_path / "tables" / "macros.tex").read_text()
+    assert r"\newcommand{\ProofTheorems}{9}" in macros and r"\newcommand{\PetsFrozenSeeds}{3}" in macros
+    assert r"\newcommand{\PetsFastaiSeeds}{\textit{not yet recorded}}" in macros
+    # proofs.tex is verify's own renderer applied to the certificate
+    from lsbench.commands import verify
+
+    cert = json.loads((results_dir / "proofs.json").read_text())
+    assert (tmp_path / "tables" / "proofs.tex").read_text() == verify.latex_table(cert)
+    assert (tmp_path / "tables" / "proofs.md").read_text() == verify.markdown_table(cert)
+
+
+def test_no_results_gives_placeholders_everywhere(tmp_path):
+    out = build.generate(tmp_path / "nothing", tmp_path / "out")
+    assert not out.errors
+    for name in build.TABLES:
+        tex = (tmp_path / "out" / "tables" / f"{name}.tex").read_text()
+        if name != "catalogue":
+            assert "not yet recorded" in tex, name
+    for name in build.FIGURES:
+        assert "not yet recorded" in (tmp_path / "out" / "figures" / f"{name}.tex").read_text()
+        assert not (tmp_path / "out" / "figures" / f"{name}.pdf").exists()
+    assert "not yet recorded" in (tmp_path / "out" / "tables" / "catalogue.md").read_text()
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda p: p.write_text("{not json"), "is not valid JSON"),
+    (lambda p: p.write_text(json.dumps({"schema": "lsbench/pets-results/1", "profile": "frozen",
+                                        "aggregates": {"ce": {"seeds": [0]}}, "runs": []})),
+     "aggregates.ce: missing key 'metrics'"),
+    (lambda p: p.write_text(json.dumps({"schema": "something/else"})), "schema is 'something/else'"),
+])
+def test_malformed_file_is_named_and_nothing_is_lost(results_dir, generated, tmp_path, capsys, corrupt,
+                                                     message):
+    from lsbench.cli import main
+
+    res = tmp_path / "results"
+    shutil.copytree(results_dir, res)
+    out = tmp_path / "paper"
+    shutil.copytree(generated[0], out)
+    before = _files(out)
+    corrupt(res / "pets-frozen.json")
+    make_proofs(res / "proofs.json")  # still valid, but other tables must still be regenerated
+    (out / "tables" / "catalogue.tex").write_text("stale")
+    capsys.readouterr()
+    assert main(["paper", "--results-dir", str(res), "--out-dir", str(out), "--quiet", "--no-figures"]) == 1
+    err = capsys.readouterr().err
+    assert str(res / "pets-frozen.json") in err and message in err
+    after = _files(out)
+    assert set(before) <= set(after), "a generated file was deleted"
+    for name in ("tables/pets-frozen.tex", "tables/pets-frozen.md", "figures/reliability-frozen.pdf",
+                 "figures/reliability-frozen.png", "figures/ece-error-frozen.tex", "tables/macros.tex"):
+        assert after[name] == before[name], f"{name} changed although its results file is malformed"
+    assert after["tables/catalogue.tex"] == before["tables/catalogue.tex"]  # regenerated from good proofs.json
+
+
+def test_malformed_file_on_a_first_run_still_gives_a_compilable_paper(tmp_path):
+    res = tmp_path / "results"
+    res.mkdir()
+    (res / "bench-x.json").write_text("[]")
+    out = build.generate(res, tmp_path / "paper", figures=False)
+    assert len(out.errors) == 1 and "bench-x.json: must hold a JSON object" in str(out.errors[0])
+    assert "malformed" in (tmp_path / "paper" / "tables" / "throughput.tex").read_text()
+    assert (tmp_path / "paper" / "tables" / "macros.tex").is_file()
+
+
+def test_discover_and_read(tmp_path):
+    for name in ("proofs.json", "bench-h100.json", "pets-frozen.json", "muller-calibration.json", "notes.json"):
+        (tmp_path / name).write_text("{}")
+    found = discover(tmp_path)
+    assert found.proofs == tmp_path / "proofs.json"
+    assert list(found.bench) == ["h100"] and list(found.pets) == ["frozen"]
+    assert list(found.muller) == ["calibration"] and found.other == [tmp_path / "notes.json"]
+    with pytest.raises(ResultsError, match="missing.json: cannot be read"):
+        read_json(tmp_path / "missing.json")
+
+
+def test_markdown_skips_latex_group_separators():
+    t = Table("x", "c", ("a", "b"), (("1", "2"), ("\\midrule",), ("3", "4")), shrink_only=True)
+    assert "midrule" not in to_markdown(t)
+    tex = to_latex(t)
+    assert "\\midrule\n3 & 4" in tex and r"\ifdim\width>\linewidth" in tex
+    assert r"\resizebox{\linewidth}{!}" in to_latex(Table("y", "c", ("a",), (("1",),)))  # default unchanged
+
+
+# --------------------------------------------------------------------------- the committed paper
+
+
+def test_committed_tables_are_what_the_committed_results_give(tmp_path):
+    """Regenerate from paper/results into a temporary directory; every committed table must match."""
+    build.generate(PAPER / "results", tmp_path, figures=False)
+    fresh = {k: v for k, v in _files(tmp_path).items() if k.endswith((".tex", ".md"))}
+    assert fresh
+    stale = [k for k, v in fresh.items() if not (PAPER / k).is_file() or (PAPER / k).read_bytes() != v]
+    assert not stale, (f"paper/{stale[0]} (and {len(stale) - 1} more) differ from what paper/results gives: "
+                       "run `python -m lsbench paper` and commit paper/tables and paper/figures")
+
+
+def _prose(tex: str) -> str:
+    """main.tex's body with comments, maths and command arguments that are names removed."""
+    body = tex.split(r"\begin{document}", 1)[1]
+    body = re.sub(r"(?<!\\)%.*", "", body)
+    body = re.sub(r"\$[^$]*\$", "", body)
+    body = re.sub(r"\\\[.*?\\\]", "", body, flags=re.S)
+    body = re.sub(r"\\begin\{(equation|align)\*?\}.*?\\end\{\1\*?\}", "", body, flags=re.S)
+    body = re.sub(r"\\(input|include|includegraphics|ref|cref|label|cite[tp]?|url|href|texttt|autoref)"
+                  r"(\[[^\]]*\])?\{[^}]*\}", "", body)
+    body = re.sub(r"\d*\.?\d+\s*(pt|cm|mm|em|ex|in|\\linewidth|\\textwidth)", "", body)  # layout lengths
+    return body
+
+
+def test_main_tex_inputs_every_table_and_figure_and_types_no_numbers():
+    tex = (PAPER / "main.tex").read_text(encoding="utf-8")
+    inputs = set(re.findall(r"\\input\{([^}]+)\}", tex))
+    for name in build.TABLES:
+        assert f"tables/{name}" in inputs, f"main.tex does not input tables/{name}"
+    for name in build.FIGURES:
+        assert f"figures/{name}" in inputs, f"main.tex does not input figures/{name}"
+    assert "tables/macros" in inputs
+    digits = re.findall(r".{0,30}\d.{0,30}", _prose(tex))
+    assert not digits, f"numbers typed by hand in main.tex's prose: {digits[:5]}"
+    bib = (PAPER / "references.bib").read_text(encoding="utf-8")
+    for key in set(k for group in re.findall(r"\\cite[tp]?\{([^}]+)\}", tex) for k in group.split(",")):
+        assert re.search(r"@\w+\{" + re.escape(key.strip()) + ",", bib), f"{key} missing from references.bib"
+
+
+def test_citation_cff():
+    text = (REPO / "CITATION.cff").read_text(encoding="utf-8")
+    for line in ("cff-version: 1.2.0", "title: lsbench", "version: 0.1.0", "license: Apache-2.0",
+                 "date-released: 2026-11-22", "lsbench contributors"):
+        assert line in text
+
+
+@pytest.mark.skipif(shutil.which("latexmk") is None, reason="latexmk is not installed (LaTeX toolchain missing)")
+@pytest.mark.parametrize("with_results", [True, False], ids=["results", "no-results"])
+def test_paper_compiles(generated, tmp_path, with_results):
+    paper = tmp_path / "paper"
+    if with_results:
+        shutil.copytree(generated[0], paper)
+    else:
+        build.generate(tmp_path / "none", paper)
+    for name in ("main.tex", "references.bib"):
+        shutil.copy(PAPER / name, paper / name)
+    proc = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "main.tex"],
+                          cwd=paper, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert (paper / "main.pdf").read_bytes().startswith(b"%PDF")
+    log = (paper / "main.log").read_text(errors="replace")
+    assert "Citation" not in log or "undefined" not in log, "undefined citations"
+    assert not re.search(r"Reference `[^']+' on page \d+ undefined", log), "undefined references"
