@@ -1,0 +1,176 @@
+r"""The measurements and the verdict rule of the Müller et al. (2019) reproduction (pure NumPy).
+
+**Projection onto the plane of three templates** (Müller, Kornblith, Hinton
+2019, §2 and Figure 1). The logit of class ``k`` is ``z_k = hᵀw_k + b_k``:
+``w_k`` (a column of the last layer's weight matrix) is the class *template*
+and ``h`` the penultimate-layer activation. For three classes ``a, b, c``,
+:func:`template_plane_basis` returns an orthonormal basis ``E = [e₁ e₂]``
+(``D × 2``) of the directions of the plane through ``w_a, w_b, w_c``, by
+Gram–Schmidt (a reduced QR) on ``[w_b − w_a, w_c − w_a]``, with the sign of
+each column fixed so that the results are deterministic.
+:func:`project_onto_plane` gives the 2-D coordinates ``(h − o)ᵀE`` with the
+origin ``o`` = mean of the three templates. Because
+``z_b − z_a = hᵀ(w_b − w_a) + const``, the coordinates determine the
+differences between the three logits, so the figure shows exactly what the
+classifier sees of those classes.
+
+**Cluster tightness** (:func:`cluster_tightness`), over all classes of a set
+of penultimate activations ``h_i`` with labels ``y_i``: class centroids
+``μ_c``, then::
+
+    within  = mean_i ‖h_i − μ_{y_i}‖                 (mean distance to own centroid)
+    between = mean_{c < c'} ‖μ_c − μ_{c'}‖           (mean distance between centroids)
+    ratio   = within / between                       (scale-free; smaller = tighter)
+    between_cv = std_{c<c'} ‖μ_c − μ_{c'}‖ / between (0 = equidistant centroids)
+
+Müller et al.'s claim is that label smoothing makes ``ratio`` smaller
+(tight clusters) and the centroids closer to equidistant (``between_cv``
+smaller).
+
+The same measure is also taken inside the *template subspace*
+(:func:`template_subspace_basis`: an orthonormal basis of
+``span{w_k − w_0 : k = 1..K−1}``, the ``K − 1`` directions that change the
+differences between logits; for three classes it is the plane of the
+figure): the full penultimate space also holds the directions the last
+layer ignores, which no loss constrains.
+
+**Verdict rule** (:func:`verdict`). A published claim is a sign: "the
+difference ``d = x(method) − x(reference)`` is negative" (or positive).
+With the per-seed paired differences ``d_s`` summarised by
+:func:`lsbench.metrics.paired_difference` (mean and 95 % Student-t CI over
+the seeds):
+
+* ``reproduced``     -- the whole CI lies on the published side of 0;
+* ``not reproduced`` -- the whole CI lies on the other side of 0;
+* ``inconclusive``   -- the CI contains 0, or there are fewer than 2 seeds.
+
+A finding made of several such sub-claims (:func:`combine`) is
+``reproduced`` when all are, ``not reproduced`` when any is, otherwise
+``inconclusive``; across data sets, a finding is ``reproduced`` / ``not
+reproduced`` only when every data set that ran agrees, otherwise
+``inconclusive`` (:func:`combine_datasets`).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import numpy as np
+
+__all__ = [
+    "REPRODUCED",
+    "NOT_REPRODUCED",
+    "INCONCLUSIVE",
+    "VERDICT_RULE",
+    "template_subspace_basis",
+    "template_plane_basis",
+    "project_onto_plane",
+    "cluster_tightness",
+    "verdict",
+    "combine",
+    "combine_datasets",
+]
+
+REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
+
+VERDICT_RULE = (
+    "Each sub-claim is a published sign of a per-seed paired difference d = x(method) - x(reference). "
+    "reproduced: the 95% Student-t CI of mean(d) over seeds lies entirely on the published side of 0; "
+    "not reproduced: it lies entirely on the other side; inconclusive: it contains 0 or fewer than 2 "
+    "seeds. A finding is reproduced if all its sub-claims are, not reproduced if any is, else "
+    "inconclusive; across data sets it is reproduced / not reproduced only if every data set that ran "
+    "agrees, else inconclusive."
+)
+
+
+def template_subspace_basis(templates: np.ndarray) -> np.ndarray:
+    """Orthonormal ``[D, K−1]`` basis of ``span{w_k − w_0}`` for templates ``[K, D]`` (rows), ``K ≥ 2``.
+
+    Gram–Schmidt order (reduced QR of ``[w_1 − w_0, …, w_{K−1} − w_0]``) with
+    the signs fixed so that ``e_k · (w_k − w_0) > 0``: the same templates
+    always give the same basis. Raises ``ValueError`` when the differences
+    are linearly dependent (the templates span fewer than ``K − 1`` dimensions).
+    """
+    w = np.asarray(templates, np.float64)
+    if w.ndim != 2 or w.shape[0] < 2:
+        raise ValueError(f"templates must be [K, D] with K >= 2, got shape {w.shape}")
+    if w.shape[0] - 1 > w.shape[1]:
+        raise ValueError(f"{w.shape[0]} templates in {w.shape[1]} dimensions cannot be affinely independent")
+    a = (w[1:] - w[0]).T  # [D, K-1]
+    q, r = np.linalg.qr(a)
+    scale = max(1.0, float(np.abs(a).max()))
+    if np.any(np.abs(np.diag(r)) < 1e-12 * scale):
+        raise ValueError("the templates are collinear (affinely dependent): they span no "
+                         f"{w.shape[0] - 1}-dimensional subspace")
+    signs = np.sign(np.diag(r))
+    signs[signs == 0] = 1.0
+    return q * signs
+
+
+def template_plane_basis(templates: np.ndarray) -> np.ndarray:
+    """Orthonormal ``[D, 2]`` basis of the plane through three templates (rows of ``templates [3, D]``):
+    ``e1`` along ``w_b − w_a``, ``e2`` towards ``w_c``."""
+    w = np.asarray(templates, np.float64)
+    if w.ndim != 2 or w.shape[0] != 3:
+        raise ValueError(f"templates must be [3, D], got shape {w.shape}")
+    return template_subspace_basis(w)
+
+
+def project_onto_plane(h: np.ndarray, templates: np.ndarray, basis: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """``(coords [N, 2], template_coords [3, 2])``: ``(h − o)ᵀE`` with ``o`` the templates' mean."""
+    w = np.asarray(templates, np.float64)
+    e = template_plane_basis(w) if basis is None else np.asarray(basis, np.float64)
+    o = w.mean(axis=0)
+    return (np.asarray(h, np.float64) - o) @ e, (w - o) @ e
+
+
+def cluster_tightness(h: np.ndarray, labels: np.ndarray) -> dict:
+    """``{"within", "between", "ratio", "between_cv", "classes"}`` (see the module docstring)."""
+    h = np.asarray(h, np.float64)
+    y = np.asarray(labels)
+    if h.ndim != 2 or y.shape != (h.shape[0],):
+        raise ValueError(f"h must be [N, D] and labels [N], got {h.shape} and {y.shape}")
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError("cluster tightness needs at least two classes")
+    mu = np.stack([h[y == c].mean(axis=0) for c in classes])
+    pos = np.searchsorted(classes, y)
+    within = float(np.mean(np.linalg.norm(h - mu[pos], axis=1)))
+    iu = np.triu_indices(len(classes), k=1)
+    d = np.linalg.norm(mu[:, None, :] - mu[None, :, :], axis=-1)[iu]
+    between = float(d.mean())
+    if between <= 0:
+        raise ValueError("all class centroids coincide")
+    return {"within": within, "between": between, "ratio": within / between,
+            "between_cv": float(d.std() / between), "classes": int(len(classes))}
+
+
+def verdict(diff: Mapping | None, direction: int) -> str:
+    """The verdict for a paired-difference summary whose published sign is ``direction`` (−1 or +1)."""
+    if direction not in (-1, 1):
+        raise ValueError(f"direction must be -1 or +1, got {direction}")
+    if not diff or diff.get("ci") is None or diff.get("n", 0) < 2:
+        return INCONCLUSIVE
+    lo, hi = float(diff["lo"]), float(diff["hi"])
+    if direction < 0:
+        return REPRODUCED if hi < 0 else NOT_REPRODUCED if lo > 0 else INCONCLUSIVE
+    return REPRODUCED if lo > 0 else NOT_REPRODUCED if hi < 0 else INCONCLUSIVE
+
+
+def combine(verdicts: Iterable[str]) -> str:
+    """All sub-claims reproduced -> reproduced; any not reproduced -> not reproduced; else inconclusive."""
+    vs = list(verdicts)
+    if not vs:
+        return INCONCLUSIVE
+    if any(v == NOT_REPRODUCED for v in vs):
+        return NOT_REPRODUCED
+    if all(v == REPRODUCED for v in vs):
+        return REPRODUCED
+    return INCONCLUSIVE
+
+
+def combine_datasets(verdicts: Mapping[str, str]) -> str:
+    """The same verdict on every data set -> that verdict; disagreement or none -> inconclusive."""
+    vs = set(verdicts.values())
+    return vs.pop() if len(vs) == 1 else INCONCLUSIVE
