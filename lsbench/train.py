@@ -1,0 +1,451 @@
+r"""fastai-style one-cycle training of a Flax NNX classifier with any ``lsbench`` recipe.
+
+Data flows one way: ``(model, x, y, loss, config, seed)`` in, ``(trained model,
+per-epoch log)`` out (:func:`fit`); the input model is never modified.
+
+**Optimiser** (:func:`make_optimizer`) -- fastai's ``fit_one_cycle`` with its
+default optimiser, checked against the fastai sources (v1
+``callbacks/one_cycle.py`` + ``basic_train.py``/``torch_core.py``, v2
+``callback/schedule.py`` + ``optimizer.py``):
+
+* learning rate: cosine from ``lr/div`` up to ``lr`` over the first
+  ``a1 = ⌊pct_start·n⌋`` steps, then cosine down to ``lr/div_final``
+  over the remaining ``n − a1`` (fastai's ``annealing_cos`` /
+  ``combined_cos``: ``end + (start − end)/2 · (1 + cos(π·pct))``);
+* momentum: the same two cosines from ``moms[0]`` to ``moms[1]`` and back to
+  ``moms[2]``, used as Adam's ``β1`` (fastai sets Adam's ``betas[0]`` to the
+  scheduled momentum), with the bias correction ``1 − β1(t)^t`` of the
+  current ``β1`` as PyTorch's Adam does;
+* Adam with ``β2 = 0.99`` and *decoupled* weight decay (fastai ``true_wd``):
+  ``p ← p − lr(t)·wd·p − lr(t)·adam(g)``, i.e. ``optax.scale_by_adam`` (its
+  ``b1`` injected from the schedule by ``optax.inject_hyperparams``) →
+  ``optax.add_decayed_weights`` → ``optax.scale_by_learning_rate``.
+
+The defaults (:data:`FASTAI_V1`) are fastai **v1**, the version of the
+course-v3 ``lesson1-pets`` notebook being reproduced: ``pct_start = 0.3``,
+final lr ``lr/(div·1e4) = lr/2.5e5``, PyTorch Adam ``eps = 1e-8``, weight
+decay on every parameter (``bn_wd=True``). fastai v2 (:data:`FASTAI_V2`) uses
+``pct_start = 0.25``, ``div_final = 1e5``, ``eps = 1e-5`` and no decay on
+batch-norm and bias parameters (``wd_bn_bias=False``). Both: ``div = 25``,
+``moms = (0.95, 0.85, 0.95)``, ``β2 = 0.99``, ``wd = 1e-2``, ``lr = 3e-3``,
+batch 64, and the training loader drops the last incomplete batch.
+
+**Determinism** -- everything random derives from ``seed``: the per-epoch
+shuffles from ``numpy.random.Generator(PCG64(SeedSequence([seed, 0])))``,
+host-side augmentation (``batch_transform``) from ``SeedSequence([seed, 1])``,
+dropout from ``jax.random.fold_in(jax.random.key(seed), step)`` (the caller
+initialises the model from the seed too). The train step is one
+``jax.jit``-compiled function with fixed shapes, cached across runs of the
+same model structure, loss and schedule, so on CPU the same seed gives
+bit-identical parameters.
+
+Public API: :class:`TrainConfig`, :data:`FASTAI_V1`, :data:`FASTAI_V2`,
+:func:`combined_cos`, :func:`one_cycle_schedules`, :func:`make_optimizer`,
+:func:`make_loss`, :func:`steps_per_epoch`, :func:`fit`, :func:`predict`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import math
+import time
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+__all__ = [
+    "TrainConfig",
+    "FASTAI_V1",
+    "FASTAI_V2",
+    "combined_cos",
+    "one_cycle_schedules",
+    "make_optimizer",
+    "make_loss",
+    "steps_per_epoch",
+    "fit",
+    "predict",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one ``fit_one_cycle`` run (plain, hashable data).
+
+    Attributes:
+      epochs: passes over the training set (fastai ``fit_one_cycle(4)``: 4).
+      batch_size: examples per step; the last incomplete batch is dropped
+        (fastai's training loader), and a training set smaller than one batch
+        is used as a single batch.
+      lr: peak learning rate (fastai ``lr_max``; v1 default ``3e-3``).
+      div: the cycle starts at ``lr/div``.
+      div_final: the cycle ends at ``lr/div_final``.
+      pct_start: fraction of the steps spent warming up.
+      moms: Adam ``β1`` at the start, the peak-lr step and the end.
+      b2: Adam ``β2``.
+      eps: Adam ``ε`` (added to ``sqrt(v̂)``, as PyTorch and optax do).
+      weight_decay: decoupled weight decay factor (multiplied by the current lr).
+      wd_bn_bias: also decay batch-norm parameters and biases (fastai v1
+        ``bn_wd=True``); ``False`` decays only weight matrices/kernels
+        (fastai v2 ``wd_bn_bias=False``).
+    """
+
+    epochs: int = 4
+    batch_size: int = 64
+    lr: float = 3e-3
+    div: float = 25.0
+    div_final: float = 25.0 * 1e4
+    pct_start: float = 0.3
+    moms: tuple[float, float, float] = (0.95, 0.85, 0.95)
+    b2: float = 0.99
+    eps: float = 1e-8
+    weight_decay: float = 1e-2
+    wd_bn_bias: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "moms", tuple(float(m) for m in self.moms))
+        problems = []
+        if int(self.epochs) != self.epochs or self.epochs < 1:
+            problems.append(f"epochs must be a positive integer, got {self.epochs}")
+        if int(self.batch_size) != self.batch_size or self.batch_size < 1:
+            problems.append(f"batch_size must be a positive integer, got {self.batch_size}")
+        for name in ("lr", "div", "div_final"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                problems.append(f"{name} must be a finite number > 0, got {v}")
+        if not 0 <= self.pct_start <= 1:
+            problems.append(f"pct_start must be in [0, 1], got {self.pct_start}")
+        if len(self.moms) != 3 or not all(0 <= m < 1 for m in self.moms):
+            problems.append(f"moms must be three numbers in [0, 1), got {self.moms}")
+        if not 0 <= self.b2 < 1:
+            problems.append(f"b2 must be in [0, 1), got {self.b2}")
+        if not self.eps > 0:
+            problems.append(f"eps must be > 0, got {self.eps}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            problems.append(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["moms"] = list(self.moms)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+        return cls(**{k: (tuple(v) if k == "moms" else v) for k, v in d.items()})
+
+
+#: fastai v1 (course-v3 ``lesson1-pets``): ``fit_one_cycle(4)`` with ``Learner`` defaults.
+FASTAI_V1 = TrainConfig()
+#: fastai v2 ``fit_one_cycle`` / ``Adam`` / ``Learner`` defaults.
+FASTAI_V2 = TrainConfig(pct_start=0.25, div_final=1e5, eps=1e-5, wd_bn_bias=False)
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+def combined_cos(total_steps: int, pct_start: float, start: float, middle: float, end: float
+                 ) -> Callable[[Any], jax.Array]:
+    """fastai's ``combined_cos`` as an optax schedule ``step -> value``.
+
+    With ``a1 = ⌊pct_start·total_steps⌋`` and ``a2 = total_steps − a1``::
+
+        t <  a1: start + (middle − start)·(1 − cos(π·t/a1))/2
+        t >= a1: middle + (end − middle)·(1 − cos(π·min((t − a1)/a2, 1)))/2
+
+    so ``f(0) = start`` (``middle`` if ``a1 = 0``), ``f(a1) = middle``,
+    ``f(total_steps) = end``; the last update (``t = total_steps − 1``) uses a
+    value just above ``end``, as in fastai. Equal, for the learning rate, to
+    ``optax.cosine_onecycle_schedule(total_steps, lr, pct_start, div,
+    div_final/div)``.
+    """
+    if int(total_steps) != total_steps or total_steps < 1:
+        raise ValueError(f"total_steps must be a positive integer, got {total_steps}")
+    a1 = int(total_steps * pct_start)
+    a2 = max(int(total_steps) - a1, 1)
+
+    def _cos(a, b, pct):
+        return b + (a - b) / 2 * (1 + jnp.cos(jnp.pi * pct))
+
+    def schedule(count):
+        t = jnp.asarray(count, jnp.float32)
+        p1 = jnp.clip(t / max(a1, 1), 0.0, 1.0)
+        p2 = jnp.clip((t - a1) / a2, 0.0, 1.0)
+        return jnp.where(t < a1, _cos(start, middle, p1), _cos(middle, end, p2))
+
+    return schedule
+
+
+def one_cycle_schedules(config: TrainConfig, total_steps: int):
+    """``(lr_schedule, b1_schedule)`` of one cycle over ``total_steps`` optimiser steps."""
+    lr = combined_cos(total_steps, config.pct_start, config.lr / config.div, config.lr,
+                      config.lr / config.div_final)
+    b1 = combined_cos(total_steps, config.pct_start, *config.moms)
+    return lr, b1
+
+
+def _kernel_only_mask(params):
+    """True for weight matrices/kernels (leaf named ``kernel``/``weight``), False for biases and BN."""
+
+    def is_kernel(path, _):
+        names = [getattr(k, "key", getattr(k, "name", None)) for k in path]
+        names = [n for n in names if n not in (None, "value")]
+        return bool(names) and names[-1] in ("kernel", "weight")
+
+    return jax.tree_util.tree_map_with_path(is_kernel, params)
+
+
+def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
+    """Adam(β1 = momentum schedule, β2, ε) + decoupled weight decay, scaled by the one-cycle lr.
+
+    The state's ``hyperparams["b1"]`` (from ``optax.inject_hyperparams``)
+    records the ``β1`` used at the last step.
+    """
+    lr, b1 = one_cycle_schedules(config, total_steps)
+    mask = None if config.wd_bn_bias else _kernel_only_mask
+    return optax.chain(
+        optax.inject_hyperparams(optax.scale_by_adam)(b1=b1, b2=config.b2, eps=config.eps),
+        optax.add_decayed_weights(config.weight_decay, mask=mask),
+        optax.scale_by_learning_rate(lr),
+    )
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def _freeze(params: Mapping[str, Any] | None) -> tuple:
+    return tuple(sorted((params or {}).items()))
+
+
+def make_loss(recipe: str, params: Mapping[str, Any] | None = None, num_classes: int | None = None
+              ) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """``loss(logits [B, K], labels int [B]) -> scalar`` for a recipe of :mod:`lsbench.losses`.
+
+    ``recipe`` is a key of ``RECIPES`` with integer labels, ``tf_onehot``
+    (integer labels are turned into the one-hot matrix it takes) or
+    ``"self_correction"`` (:func:`lsbench.losses.self_correction_loss`; its
+    ``params`` include ``recipe``, ``alpha``, ``clip`` and the base recipe's
+    parameters). ``params`` are passed as keyword arguments; they are checked
+    eagerly on a dummy batch (``num_classes`` classes, default 3) so a bad
+    value fails before training starts. The same ``(recipe, params)`` returns
+    the same function object, so jit caches are shared across seeds.
+    """
+    fn = _make_loss(recipe, _freeze(params))
+    k = int(num_classes or 3)
+    z = jnp.linspace(-1.0, 1.0, 2 * k, dtype=jnp.float32).reshape(2, k)
+    value = fn(z, jnp.asarray([0, k - 1]))
+    if not np.isfinite(float(value)):
+        raise ValueError(f"recipe {recipe!r} with {dict(params or {})} gives a non-finite loss on a test batch")
+    return fn
+
+
+@functools.lru_cache(maxsize=None)
+def _make_loss(recipe: str, frozen: tuple):
+    from lsbench.losses import RECIPES, self_correction_loss
+
+    params = dict(frozen)
+    if recipe == "self_correction":
+        def loss(logits, labels):
+            return self_correction_loss(logits, labels, **params)
+
+        return loss
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; known: {sorted(RECIPES)} and 'self_correction'")
+    r = RECIPES[recipe]
+    unknown = set(params) - set(r.params)
+    if unknown:
+        raise ValueError(f"recipe {recipe!r} takes {sorted(r.params)}, not {sorted(unknown)}")
+    if r.labels == "int":
+        def loss(logits, labels):
+            return r.loss(logits, labels, **params)
+    elif r.labels == "dense":
+        def loss(logits, labels):
+            return r.loss(logits, jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype), **params)
+    else:
+        raise ValueError(f"recipe {recipe!r} takes {r.labels} as targets, not class labels")
+    return loss
+
+
+# --------------------------------------------------------------------------- training
+
+
+def steps_per_epoch(n: int, batch_size: int) -> tuple[int, int]:
+    """``(steps, effective batch size)``: ``n // bs`` full batches (``1`` batch of ``n`` if ``n < bs``)."""
+    if n < 1:
+        raise ValueError("no training examples")
+    bs = min(int(batch_size), int(n))
+    return n // bs, bs
+
+
+def _call(model, x, key):
+    """``model(x, rngs=nnx.Rngs(dropout=key))`` when the model takes ``rngs``, else ``model(x)``."""
+    if _takes_rngs(type(model)):
+        return model(x, rngs=nnx.Rngs(dropout=key))
+    return model(x)
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_rngs(cls) -> bool:
+    try:
+        return "rngs" in inspect.signature(cls.__call__).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+@functools.lru_cache(maxsize=64)
+def _train_step(graphdef, loss_fn, flt, total_steps, config):
+    """A jitted ``(trainable, rest, opt_state, x, y, key) -> (..., loss, n_wrong)`` (cached)."""
+    tx = make_optimizer(config, total_steps)
+
+    def loss_of(trainable, rest, x, y, key):
+        model = nnx.merge(graphdef, trainable, rest, copy=True)
+        logits = _call(model, x, key)
+        loss = loss_fn(logits, y)
+        _, _, new_rest = nnx.split(model, flt, ...)
+        wrong = jnp.sum(jnp.argmax(logits, axis=-1) != y)
+        return loss, (new_rest, wrong)
+
+    @jax.jit
+    def step(trainable, rest, opt_state, x, y, key):
+        (loss, (rest, wrong)), grads = jax.value_and_grad(loss_of, has_aux=True)(trainable, rest, x, y, key)
+        updates, opt_state = tx.update(grads, opt_state, trainable)
+        trainable = optax.apply_updates(trainable, updates)
+        return trainable, rest, opt_state, loss, wrong
+
+    return tx, step
+
+
+def fit(model: nnx.Module, x: np.ndarray, y: np.ndarray, loss_fn: Callable, config: TrainConfig, *,
+        seed: int, trainable: Any = nnx.Param,
+        batch_transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+        progress: bool = True, desc: str = "train") -> tuple[nnx.Module, list[dict]]:
+    """Train ``model`` on ``(x, y)`` with one-cycle Adam; return ``(trained model, log)``.
+
+    Args:
+      model: an NNX module mapping a batch ``x[idx]`` to logits ``[B, K]``;
+        its ``__call__`` may take ``rngs=`` (dropout). It is put in train
+        mode on a copy; the argument itself is left untouched.
+      x, y: training inputs ``[N, ...]`` (host arrays, indexed per batch) and
+        integer labels ``[N]``.
+      loss_fn: ``loss(logits, labels) -> scalar`` (e.g. :func:`make_loss`).
+      config: :class:`TrainConfig`.
+      seed: seeds shuffling, augmentation and dropout (see module docstring).
+      trainable: NNX filter of the variables the optimiser updates (default
+        every ``nnx.Param``); everything else (batch statistics, frozen
+        weights, rng counters) is carried through the forward pass unchanged
+        by the optimiser.
+      batch_transform: optional host-side ``(x_batch, rng) -> x_batch``
+        (augmentation), called with a seeded ``numpy.random.Generator``.
+      progress: show a tqdm bar over the steps.
+
+    Returns:
+      the trained model (train mode; call ``.eval()`` before predicting, or use
+      :func:`predict`) and one dict per epoch: ``epoch``, ``steps``,
+      ``loss`` (mean training loss), ``train_error`` (error of the training
+      batches, as seen in train mode), ``lr`` and ``b1`` (values used at the
+      epoch's last step), ``seconds``.
+    """
+    from tqdm.auto import tqdm
+
+    x = np.asarray(x) if not isinstance(x, np.ndarray) else x
+    y = np.asarray(y)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x has {x.shape[0]} rows but y has {y.shape[0]}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(f"labels must be integers, got {y.dtype}")
+    y = y.astype(np.int32)
+    steps, bs = steps_per_epoch(len(y), config.batch_size)
+    total = steps * config.epochs
+
+    model = nnx.clone(model)
+    model.train()
+    graphdef, params, rest = nnx.split(model, trainable, ...)
+    if not jax.tree_util.tree_leaves(params):
+        raise ValueError("the trainable filter selects no variables")
+    tx, step = _train_step(graphdef, loss_fn, trainable, total, config)
+    opt_state = tx.init(params)
+    lr_sched, _ = one_cycle_schedules(config, total)
+
+    shuffle_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), 0])))
+    aug_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), 1])))
+    dropout_key = jax.random.key(int(seed))
+
+    log = []
+    t_step = 0
+    with tqdm(total=total, desc=desc, unit="step", disable=not progress, leave=False) as bar:
+        for epoch in range(config.epochs):
+            t0 = time.perf_counter()
+            order = shuffle_rng.permutation(len(y))
+            losses, wrongs = [], []
+            for s in range(steps):
+                idx = order[s * bs:(s + 1) * bs]
+                xb = x[idx]
+                if batch_transform is not None:
+                    xb = batch_transform(xb, aug_rng)
+                params, rest, opt_state, loss, wrong = step(
+                    params, rest, opt_state, xb, y[idx], jax.random.fold_in(dropout_key, t_step))
+                losses.append(loss)
+                wrongs.append(wrong)
+                t_step += 1
+                bar.update(1)
+            losses = np.asarray(jax.device_get(losses), np.float64)
+            if not np.isfinite(losses).all():
+                raise FloatingPointError(f"non-finite training loss in epoch {epoch + 1} ({desc})")
+            entry = {
+                "epoch": epoch + 1,
+                "steps": steps,
+                "loss": float(losses.mean()),
+                "train_error": float(np.sum(jax.device_get(wrongs)) / (steps * bs)),
+                "lr": float(lr_sched(t_step - 1)),
+                "b1": float(opt_state[0].hyperparams["b1"]),
+                "seconds": round(time.perf_counter() - t0, 4),
+            }
+            log.append(entry)
+            bar.set_postfix(loss=f"{entry['loss']:.3f}", err=f"{entry['train_error']:.3f}")
+    return nnx.merge(graphdef, params, rest), log
+
+
+@functools.lru_cache(maxsize=64)
+def _predict_fn(graphdef):
+    @jax.jit
+    def run(state, x):
+        return nnx.merge(graphdef, state, copy=True)(x)
+
+    return run
+
+
+def predict(model: nnx.Module, x: np.ndarray, *, batch_size: int = 256,
+            batch_transform: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """Logits of ``model`` in eval mode (BN running statistics, no dropout) -> float32 ``[N, K]``.
+
+    One jitted function with the fixed batch shape ``batch_size`` (short
+    batches are zero-padded and the padding dropped), so any number of
+    examples reuses one compilation. The argument is left in its mode.
+    """
+    model = nnx.clone(model)
+    model.eval()
+    graphdef, state = nnx.split(model)
+    run = _predict_fn(graphdef)
+    x = np.asarray(x)
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("predict needs at least one example")
+    bs = int(batch_size)
+    if bs < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    out = []
+    for start in range(0, n, bs):
+        xb = x[start:start + bs]
+        if batch_transform is not None:
+            xb = batch_transform(xb)
+        k = xb.shape[0]
+        if k < bs:
+            xb = np.concatenate([xb, np.zeros((bs - k, *xb.shape[1:]), xb.dtype)])
+        out.append(np.asarray(run(state, xb))[:k])
+    return np.concatenate(out).astype(np.float32, copy=False)
