@@ -117,7 +117,12 @@ def make_muller(dirpath: Path) -> None:
 
     s = lambda *v: summarize(list(v))  # noqa: E731
     d = lambda a, b: paired_difference(dict(enumerate(a)), dict(enumerate(b)))  # noqa: E731
-    common = {"schema": "lsbench/muller-results/1", "caveats": ["small data", "few seeds"],
+    config = {"data": {"n": 5000}, "split": {"held": 0.1, "test": 0.2}, "ece_bins": 15,
+              "arch": {"kind": "mlp", "hidden": [1200, 1200]}, "student": {"kind": "mlp", "hidden": [800, 800]},
+              "train": {"epochs": 8, "batch_size": 128}}
+    common = {"schema": "lsbench/muller-results/1",
+              "caveats": ["small data", "few seeds",
+                          "pets was skipped: no pets feature cache: /srv/lsb/cache/features does not exist"],
               "verdict_rule": "the CI must exclude 0", "seeds": [0, 1, 2], "quick": False,
               "invocation": {"status": "complete"}}
     claim = lambda diff, verdict: {"description": "x", "direction": -1, "reference": "ce",  # noqa: E731
@@ -130,15 +135,18 @@ def make_muller(dirpath: Path) -> None:
            "published": {"rows": [{"setup": "ResNet-56 on CIFAR-100", "ece": 0.15, "ece_ts": 0.021,
                                    "temperature": 1.9, "ece_ls": 0.024, "alpha": 0.05}]},
            "verdict": {"verdict": "inconclusive", "per_dataset": {"mnist": "inconclusive"}},
-           "datasets": {"mnist": {"status": "ok", "reason": None,
-                                  "specs": {"ce": {"seeds": [0, 1, 2], "metrics": metrics(0.03), "paired_vs_ce": None},
-                                            "uniform_0.1": {"seeds": [0, 1, 2], "metrics": metrics(0.025),
+           "datasets": {"mnist": {"status": "ok", "reason": None, "config": config,
+                                  "specs": {"ce": {"seeds": [0, 1, 2], "metrics": metrics(0.03), "paired_vs_ce": None,
+                                                   "recipe": "uniform", "params": {"epsilon": 0.0}},
+                                            "uniform_0.1": {"recipe": "uniform", "params": {"epsilon": 0.1},
+                                                            "seeds": [0, 1, 2], "metrics": metrics(0.025),
                                                             "paired_vs_ce": {"ece": d([0.05, 0.06, 0.04],
                                                                                       [0.06, 0.08, 0.05])}}},
                                   "alpha_star": {"spec": "uniform_0.1", "alpha": 0.1, "rule": "lowest held-out ECE"},
                                   "claims": {"ls_lowers_ece": claim(d([1, 2, 3], [2, 3, 5]), "reproduced")},
                                   "verdict": "reproduced"},
-                        "pets": {"status": "skipped", "reason": "no cached features", "verdict": None}}}
+                        "pets": {"status": "skipped", "verdict": None,
+                                 "reason": "no cached features in /root/.cache/lsbench/features (run pets first)"}}}
     dist = {**common, "experiment": "distillation", "beta": 0.6,
             "published": {"setup": "MNIST", "teacher_error": {"ce": 0.0067, "ls": 0.0059},
                           "student_error": {"ce": 0.0074, "ls": 0.0091}},
@@ -160,9 +168,15 @@ def make_muller(dirpath: Path) -> None:
            "datasets": {"mnist": {"status": "ok",
                                   "specs": {n: {"seeds": [0, 1, 2], "test": {"ratio": s(0.5, 0.6, 0.55),
                                                                               "between_cv": s(0.2, 0.25, 0.3)},
-                                                "train": {"ratio": s(0.4, 0.45, 0.5)}} for n in ("ce", "uniform_0.1")},
+                                                "train": {"ratio": s(0.4, 0.45, 0.5)},
+                                                "test_templates": {"ratio": s(0.3, 0.31, 0.32),
+                                                                   "between_cv": s(0.1, 0.11, 0.12)},
+                                                "train_templates": {"ratio": s(0.2, 0.21, 0.22)}}
+                                            for n in ("ce", "uniform_0.1")},
                                   "claims": {"ls_tighter_clusters": claim(d([0.1, 0.2, 0.0], [0.1, 0.1, 0.1]),
                                                                            "inconclusive")},
+                                  "supplementary_claims": {"ls_equidistant_centroids": claim(
+                                      d([0.3, 0.31, 0.32], [0.2, 0.22, 0.21]), "reproduced")},
                                   "figure": {"seed": 0, "classes": [0, 1, 2], "class_names": ["a", "b", "c"],
                                              "panels": panels}}}}
     for name, data in (("calibration", cal), ("distillation", dist), ("representations", rep)):
@@ -261,9 +275,44 @@ def test_table_contents(results_dir, tmp_path):
     ver_m = t("muller-verdicts")
     assert "reproduced" in ver_m and "| skipped |" in ver_m and "pets: skipped, no cached features" in ver_m
     assert "Caveat: small data" in ver_m
+    # no machine-specific absolute path in any generated table (the skipped reason names the cache)
+    assert "pets: skipped, no cached features in ~/.cache/lsbench/features (run pets first)" in ver_m
+    assert "no pets feature cache: …/features does not exist" in ver_m
+    for f in (tmp_path / "tables").iterdir():
+        text = f.read_text()
+        assert "/root" not in text and "/home/" not in text, f.name
+    rep = t("muller-representations")
+    assert "| mnist | penultimate | ce | 3 | 0.550 ± 0.124 | 0.250 ± 0.124 | 0.450 ± 0.124 |" in rep
+    assert "|  | template subspace (suppl.) | ce | 3 | 0.310 ± 0.025 | 0.110 ± 0.025 | 0.210 ± 0.025 |" in rep
+    assert "|  |  | Δ uniform_0.1 − ce |  | +0.000 ± 0.248 | – | – |" in rep
+    assert "|  |  | Δ uniform_0.1 − ce |  | – | +0.100 ± 0.025* | – |" in rep  # the supplementary claim
+    assert ("Supplementary sub-claims (template subspace, same rule, not part of the verdict): mnist: "
+            "ls_equidistant_centroids +0.100 ± 0.025 (reproduced).") in rep
+    assert "The template-subspace sub-claims are supplementary and not part of any verdict" in ver_m
+    assert "ls_equidistant_centroids" not in ver_m  # supplementary claims never enter the verdicts table
     macros = (tmp_path / "tables" / "macros.tex").read_text()
     assert r"\newcommand{\ProofTheorems}{9}" in macros and r"\newcommand{\PetsFrozenSeeds}{3}" in macros
     assert r"\newcommand{\PetsFastaiSeeds}{\textit{not yet recorded}}" in macros
+    # the Müller numbers the prose quotes: measured, setup constants and published values
+    for name, value in (("MullerMnistCeEce", "5.0"), ("MullerMnistCeEceTs", "2.3"), ("MullerMnistAlphaStar", "0.1"),
+                        ("MullerMnistCeT", r"$1.20 \pm 0.25$"), ("MullerMnistLsLowersEceVerdict", "reproduced"),
+                        ("MullerMnistLsLowersEceDelta", r"$-133.33 \pm 143.42$"),
+                        ("MullerMnistEceUniformList", r"5.0\,\% at $\alpha=0.1$"), ("MullerCalAlphas", "0, 0.1"),
+                        ("MullerMnistN", "5,000"), ("MullerMnistTrainPct", "70"), ("MullerMnistHeldPct", "10"),
+                        ("MullerMnistTestPct", "20"), ("MullerTeacherArch", r"2$\times$1200"),
+                        ("MullerStudentArch", r"2$\times$800"), ("MullerMnistEpochs", "8"), ("MullerMnistBatch", "128"),
+                        ("MullerEceBins", "15"), ("MullerSeeds", "3"), ("MullerConfidence", "95"), ("MullerBeta", "0.6"),
+                        ("MullerTemperatures", "1, 4"), ("MullerDistillStudentCe", "3.0"),
+                        ("MullerDistillTStarCe", "4"), ("MullerDistillTeacherCe", "2.5"),
+                        ("MullerDistillStudentNone", "4.0"), ("MullerDistillWorseTeacherVerdict", "not reproduced"),
+                        ("MullerMnistCeRatio", "0.550"), ("MullerMnistCeRatioTpl", "0.310"),
+                        ("MullerMnistEquidistantTplVerdict", "reproduced"), ("MullerFigureSeed", "0"),
+                        ("MullerPubCalCeEce", "15.0"), ("MullerPubCalTsEce", "2.1"), ("MullerPubCalLsEce", "2.4"),
+                        ("MullerPubCalAlpha", "0.05"), ("MullerPubCalSetup", "ResNet-56 on CIFAR-100"),
+                        ("MullerPubTeacherErrCe", "0.67"), ("MullerPubStudentErrLs", "0.91"),
+                        ("MullerPetsCeEce", r"\textit{not yet recorded}"),  # pets was skipped
+                        ("MullerPetsTighterVerdict", r"\textit{not yet recorded}")):
+        assert rf"\newcommand{{\{name}}}{{{value}}}" in macros, name
     # proofs.tex is verify's own renderer applied to the certificate
     from lsbench.commands import verify
 
@@ -384,6 +433,40 @@ def test_main_tex_inputs_every_table_and_figure_and_types_no_numbers():
     bib = (PAPER / "references.bib").read_text(encoding="utf-8")
     for key in set(k for group in re.findall(r"\\cite[tp]?\{([^}]+)\}", tex) for k in group.split(",")):
         assert re.search(r"@\w+\{" + re.escape(key.strip()) + ",", bib), f"{key} missing from references.bib"
+
+
+def _macro_names(tex: str) -> set[str]:
+    return set(re.findall(r"\\newcommand\{\\([A-Za-z]+)\}", tex))
+
+
+def test_every_results_macro_main_tex_uses_is_generated(tmp_path):
+    """Every \\Proof/Bench/Pets/Anchor/Muller... macro of main.tex exists with and without results."""
+    tex = (PAPER / "main.tex").read_text(encoding="utf-8")
+    used = set(re.findall(r"\\((?:Proof|Bench|Pets|Anchor|Muller)[A-Za-z]+)", tex))
+    assert {"MullerMnistCeEce", "MullerDistillStudentCe", "MullerMnistAlphaStar", "MullerPubCalCeEce"} <= used
+    build.generate(tmp_path / "none", tmp_path / "empty", figures=False)
+    for macros in ((tmp_path / "empty" / "tables" / "macros.tex").read_text(),
+                   (PAPER / "tables" / "macros.tex").read_text()):
+        missing = used - _macro_names(macros)
+        assert not missing, f"main.tex uses undefined macros: {sorted(missing)}"
+    # the Müller results are final: every Müller number the prose quotes is recorded
+    committed = (PAPER / "tables" / "macros.tex").read_text()
+    unrecorded = [n for n in used if n.startswith("Muller")
+                  and rf"\newcommand{{\{n}}}{{\textit{{not yet recorded}}}}" in committed]
+    assert not unrecorded, f"Müller macros quoted by main.tex but not recorded: {sorted(unrecorded)}"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("no pets feature cache: /root/.cache/lsbench/features does not exist",
+     "no pets feature cache: ~/.cache/lsbench/features does not exist"),
+    ("in /home/alice/.cache/lsbench/features.", "in ~/.cache/lsbench/features."),
+    ("cached pets test features in /tmp/pytest-3/cache/features", "cached pets test features in …/features"),
+    ("split 70 / 10 / 20 %, runs/muller/mnist, a/b", "split 70 / 10 / 20 %, runs/muller/mnist, a/b"),
+])
+def test_muller_notes_have_no_absolute_paths(text, expected):
+    from lsbench.report.muller import portable_paths
+
+    assert portable_paths(text) == expected
 
 
 def test_citation_cff():

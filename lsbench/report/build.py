@@ -28,6 +28,7 @@ from lsbench.report import figures as F
 from lsbench.report import muller as M
 from lsbench.report import pets as P
 from lsbench.report import proofs as PR
+from lsbench.report.fmt import TeX
 from lsbench.report.results import ResultFile, ResultsError, discover, read_json
 from lsbench.report.tables import REGENERATE, Table, atomic_write, latex_escape, to_latex, to_markdown
 
@@ -320,6 +321,8 @@ MACRO_UNRECORDED = r"\textit{not yet recorded}"
 def macro_value(value: Any) -> str:
     if value is None:
         return MACRO_UNRECORDED
+    if isinstance(value, TeX):  # already LaTeX
+        return str(value)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):

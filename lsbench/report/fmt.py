@@ -9,6 +9,10 @@ DASH = "–"  # an en dash: "no value" in a cell (rendered as-is in LaTeX and Ma
 NOT_RECORDED = "not yet recorded"
 
 
+class TeX(str):
+    """A macro value that is already LaTeX (``tables/macros.tex`` writes it as is, unescaped)."""
+
+
 def num(x, digits: int = 2, scale: float = 1.0, sign: bool = False) -> str:
     """``x·scale`` with ``digits`` decimals; ``None`` → –, NaN/inf spelled out."""
     if x is None:
@@ -39,6 +43,13 @@ def excludes_zero(summary: Mapping | None) -> bool:
     if not summary or summary.get("lo") is None or summary.get("hi") is None:
         return False
     return summary["lo"] > 0 or summary["hi"] < 0
+
+
+def thousands(n) -> str:
+    """An integer with a comma every three digits: ``5,000``; ``None`` → –."""
+    if n is None:
+        return DASH
+    return f"{int(n):,}"
 
 
 def si_bytes(n) -> str:

@@ -5,12 +5,20 @@
 * ``muller-distillation``    -- per data set and teacher: teacher error and student error at
   each distillation temperature (``*`` marks the T* chosen on held-out data);
 * ``muller-representations`` -- per data set and recipe: cluster tightness (within/between
-  ratio, spread of the centroid distances);
+  ratio, spread of the centroid distances) in the penultimate space (the verdict's measures) and,
+  marked supplementary, inside the template subspace; the paired differences of the sub-claims
+  and the ``supplementary_claims`` (not part of the verdict);
 * ``muller-verdicts``        -- every sub-claim with its paired difference, the published value
   and the verdict, and each finding's verdict;
 * figure ``muller_representations`` -- drawn by
   :func:`lsbench.experiments.muller.render_figure` (the renderer ``reproduce muller`` uses)
-  from the projection recorded in ``muller-representations.json``, with a fixed PDF date.
+  from the projection recorded in ``muller-representations.json``, with a fixed PDF date;
+* :func:`muller_macros` -- the numbers the prose of ``main.tex`` quotes (``\\Muller...`` macros):
+  setup constants from each data set's ``config``, measured values and verdicts, and the
+  published values from the ``published`` blocks.
+
+Notes never print machine-specific absolute paths (a skipped data set's reason names the cache
+directory it looked in): see :func:`portable_paths`.
 
 Schema: ``lsbench/muller-results/1`` (:mod:`lsbench.experiments.muller`).
 """
@@ -18,11 +26,12 @@ Schema: ``lsbench/muller-results/1`` (:mod:`lsbench.experiments.muller`).
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from lsbench.report import figures as F
-from lsbench.report.fmt import DASH, excludes_zero, num, pm
+from lsbench.report.fmt import DASH, TeX, excludes_zero, num, pm, thousands
 from lsbench.report.proofs import P, placeholder
 from lsbench.report.results import ResultFile, ResultsError, check_schema, need
 from lsbench.report.tables import Table
@@ -32,6 +41,10 @@ EXPERIMENTS = ("calibration", "distillation", "representations")
 COMMAND = "python -m lsbench reproduce muller"
 FIGURE = "muller_representations"
 BASELINE = "ce"
+LS_REFERENCE = "uniform_0.1"          # the label-smoothed model of distillation and representations
+ADAPTIVE = "fastreid_adaptive"        # fast-reid's adaptive smoothing
+#: Data sets the prose quotes (macros exist for them even when not recorded).
+MACRO_DATASETS = ("mnist", "pets")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +105,23 @@ def _skipped_row(d: str, v: Mapping, width: int) -> tuple[str, ...]:
     return (d, "skipped (see the verdicts table)", *[""] * (width - 2))
 
 
+_HOME = re.compile(r"(?<![\w.~/])/(?:root|home/[^/\s]+|Users/[^/\s]+)(?=/|(?![^\s.,;:)]))")
+_ABSOLUTE = re.compile(r"(?<![\w.~/])/(?:[^\s/'\"`()]+/)+([^\s/'\"`(),;:]*)")
+
+
+def portable_paths(text: str) -> str:
+    """``text`` without machine-specific absolute paths.
+
+    A home directory (``/root``, ``/home/<user>``, ``/Users/<user>``) becomes ``~``
+    (``/root/.cache/lsbench/features`` → ``~/.cache/lsbench/features``); any other absolute path
+    keeps only its last component (``/tmp/x/cache/features`` → ``…/features``).
+    """
+    text = _HOME.sub("~", text)
+    return _ABSOLUTE.sub(lambda mt: "…/" + mt.group(1), text)
+
+
 def skip_reason(d: str, v: Mapping) -> str:
-    return f"{d}: skipped, {v.get('reason') or 'no reason recorded'}"
+    return portable_paths(f"{d}: skipped, {v.get('reason') or 'no reason recorded'}")
 
 
 def _notes(m: Muller, extra: Sequence[str] = ()) -> tuple[str, ...]:
@@ -101,7 +129,7 @@ def _notes(m: Muller, extra: Sequence[str] = ()) -> tuple[str, ...]:
     notes = list(extra)
     if m.status and m.status != "complete":
         notes.append(f"Recording status: {m.status}.")
-    return tuple(notes)
+    return tuple(portable_paths(n) for n in notes)
 
 
 def _delta(s: Mapping | None, scale: float, digits: int) -> str:
@@ -225,31 +253,77 @@ def distillation_table(m: Muller) -> Table:
 
 # --------------------------------------------------------------------------- representations
 
-REP_COLUMNS = ("data set", "recipe", "seeds", "within/between (test)", "centroid-distance CV (test)",
+REP_COLUMNS = ("data set", "space", "recipe", "seeds", "within/between (test)", "centroid-distance CV (test)",
                "within/between (train)")
+#: (label in the table, test space key, train space key, claims key); the second is supplementary.
+REP_SPACES = (("penultimate", "test", "train", "claims"),
+              ("template subspace (suppl.)", "test_templates", "train_templates", "supplementary_claims"))
+#: Which sub-claim is the paired difference of which measure (on test examples).
+REP_CLAIM_MEASURE = {"ls_tighter_clusters": "ratio", "ls_equidistant_centroids": "between_cv"}
+
+
+def _claim_text(c: str, cl: Mapping, scale: float = 1.0, digits: int = 3, unit: str = "") -> str:
+    diff = cl.get("difference") if isinstance(cl, Mapping) else None
+    d = (pm(diff, scale, digits, sign=True) + unit) if diff else DASH
+    return f"{c} {d} ({cl.get('verdict') if isinstance(cl, Mapping) else DASH})"
 
 
 def representations_table(m: Muller) -> Table:
     rows = []
+    supplementary: dict[str, list[str]] = {}
+    any_suppl = False
     for i, (d, v) in enumerate(m.datasets.items()):
         if i:
             rows.append(("\\midrule",))
         if not _ok(v):
             rows.append(_skipped_row(d, v, len(REP_COLUMNS)))
             continue
-        for j, (n, a) in enumerate((v.get("specs") or {}).items()):
-            test, train = a.get("test") or {}, a.get("train") or {}
-            rows.append((d if j == 0 else "", n, str(len(a.get("seeds") or [])), pm(test.get("ratio"), 1, 3),
-                         pm(test.get("between_cv"), 1, 3), pm(train.get("ratio"), 1, 3)))
-    notes = ["Penultimate-layer activations: mean distance to the own class centroid over the mean distance "
-             "between centroids (smaller = tighter), and the coefficient of variation of the distances "
-             "between centroids (0 = equidistant); mean ± 95% CI over seeds."]
+        specs = v.get("specs") or {}
+        first = True
+        for label, test_key, train_key, claims_key in REP_SPACES:
+            if not any(isinstance(a.get(test_key), Mapping) for a in specs.values()):
+                continue  # this space was not recorded (older results)
+            suppl = claims_key != "claims"
+            any_suppl = any_suppl or suppl
+            for j, (n, a) in enumerate(specs.items()):
+                test, train = a.get(test_key) or {}, a.get(train_key) or {}
+                rows.append((d if first else "", label if j == 0 else "", n, str(len(a.get("seeds") or [])),
+                             pm(test.get("ratio"), 1, 3), pm(test.get("between_cv"), 1, 3),
+                             pm(train.get("ratio"), 1, 3)))
+                first = False
+            claims = v.get(claims_key) or {}
+            if isinstance(claims, Mapping) and claims:
+                cells = {"ratio": DASH, "between_cv": DASH}
+                pair = None
+                for c, cl in claims.items():
+                    if not isinstance(cl, Mapping):
+                        continue
+                    pair = pair or (cl.get("method"), cl.get("reference"))
+                    measure = REP_CLAIM_MEASURE.get(c)
+                    if measure:
+                        cells[measure] = _delta(cl.get("difference"), 1, 3)
+                    if suppl:
+                        supplementary.setdefault(d, []).append(_claim_text(c, cl))
+                what = f"Δ {pair[0]} − {pair[1]}" if pair and all(pair) else "Δ (paired)"
+                rows.append(("", "", what, "", cells["ratio"], cells["between_cv"], DASH))
+    notes = ["Mean distance to the own class centroid over the mean distance between centroids (smaller = "
+             "tighter), and the coefficient of variation of the distances between centroids (0 = equidistant); "
+             "mean ± 95% CI over seeds. Δ: the paired difference of a sub-claim (* the CI excludes 0).",
+             "Penultimate: the penultimate-layer activations; the verdict uses this space only (its sub-claims "
+             "are in the verdicts table)."]
+    if any_suppl:
+        notes.append("Template subspace (suppl.): supplementary, not part of the verdict; the activations "
+                     "projected onto the $(K-1)$-dimensional span of the template differences $w_k - w_0$ "
+                     "(the only directions that change the softmax output).")
+    if supplementary:
+        notes.append("Supplementary sub-claims (template subspace, same rule, not part of the verdict): "
+                     + "; ".join(f"{d}: {', '.join(c)}" for d, c in supplementary.items()) + ".")
     return Table(
         name="muller-representations",
         caption="Müller et al. (2019) reproduction, representations: does label smoothing make tight, "
                 "equidistant class clusters?",
         columns=REP_COLUMNS, rows=tuple(rows), sources=(m.file.source,),
-        align="ll" + "r" * (len(REP_COLUMNS) - 2), notes=_notes(m, notes), shrink_only=True, ragged_notes=True,
+        align="lll" + "r" * (len(REP_COLUMNS) - 3), notes=_notes(m, notes), shrink_only=True, ragged_notes=True,
     )
 
 
@@ -290,12 +364,17 @@ def verdicts_table(ms: Mapping[str, Muller]) -> Table:
         notes.append(f"QUICK configuration ({', '.join(quick)}): tiny data and models, not a reproduction.")
     caveats = dict.fromkeys(c for e in EXPERIMENTS if e in ms for c in ms[e].caveats)
     notes += [f"Caveat: {c}" for c in caveats]
+    if "representations" in ms and any(_ok(v) and v.get("supplementary_claims")
+                                         for v in ms["representations"].datasets.values()):
+        notes.append("The template-subspace sub-claims are supplementary and not part of any verdict "
+                     "(see the representations table).")
+    notes = [portable_paths(n) for n in notes]
     return Table(
         name="muller-verdicts",
         caption="Müller et al. (2019) reproduction: each published sub-claim as the sign of a paired "
                 "difference (method − reference) over seeds, and its verdict.",
         columns=VERDICT_COLUMNS, rows=tuple(rows), sources=tuple(ms[e].file.source for e in EXPERIMENTS if e in ms),
-        align=f"lllr{P('4.2cm')}l", notes=tuple(notes), shrink_only=True, ragged_notes=True,
+        align=f"lllr{P('3.8cm')}l", notes=tuple(notes), shrink_only=True, ragged_notes=True,
     )
 
 
@@ -343,10 +422,263 @@ REPRESENTATIONS_CAPTION = ("Müller et al. (2019) Figure 1 reproduced: penultima
                            "smoothing, on training and test examples.")
 
 
-def muller_macros(ms: Mapping[str, Muller]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+# --------------------------------------------------------------------------- macros
+
+#: Calibration macros per data set (``Muller<Dataset><Suffix>``).
+_CAL_SUFFIXES = ("AlphaStar", "AlphaStarEce", "CeEce", "CeEceTs", "CeT", "LsTMax", "EceTsMax", "EceUniformList",
+                 "EceUniform", "EceOffTarget", "EceFastreid", "LsLowersEceDelta", "LsLowersEceVerdict",
+                 "LsMatchesTsDelta", "LsMatchesTsVerdict", "CalibrationVerdict")
+#: Representation macros per data set.
+_REP_SUFFIXES = ("CeRatio", "LsRatio", "CeCv", "LsCv", "CeRatioTpl", "LsRatioTpl", "CeCvTpl", "LsCvTpl",
+                 "TighterDelta", "TighterVerdict", "EquidistantDelta", "EquidistantVerdict",
+                 "TighterTplDelta", "TighterTplVerdict", "EquidistantTplDelta", "EquidistantTplVerdict")
+_SETUP = ("MullerSeeds", "MullerConfidence", "MullerEceBins", "MullerMnistN", "MullerMnistTrainPct",
+          "MullerMnistHeldPct", "MullerMnistTestPct", "MullerTeacherArch", "MullerStudentArch", "MullerMnistEpochs",
+          "MullerMnistBatch", "MullerLsAlpha", "MullerCalAlphas", "MullerCalEpsilon", "MullerFastreidAlpha",
+          "MullerBeta", "MullerTemperatures", "MullerFigureSeed")
+_PUBLISHED = ("MullerPubCalSetup", "MullerPubCalCeEce", "MullerPubCalTsEce", "MullerPubCalLsEce",
+              "MullerPubCalAlpha", "MullerPubTeacherErrCe", "MullerPubTeacherErrLs", "MullerPubStudentErrCe",
+              "MullerPubStudentErrLs")
+_DISTILL = ("MullerDistillTeacherCe", "MullerDistillTeacherLs", "MullerDistillTeacherFastreid",
+            "MullerDistillTeacherDelta", "MullerDistillBetterModelVerdict", "MullerDistillStudentCe",
+            "MullerDistillStudentLs", "MullerDistillStudentFastreid", "MullerDistillStudentNone",
+            "MullerDistillTStarCe", "MullerDistillTStarLs", "MullerDistillTStarFastreid",
+            "MullerDistillStudentDelta", "MullerDistillWorseTeacherVerdict")
+
+
+def _macro_names() -> list[str]:
+    names = ["Muller" + e.capitalize() + "Verdict" for e in EXPERIMENTS]
+    names += list(_SETUP) + list(_PUBLISHED) + list(_DISTILL)
+    for d in MACRO_DATASETS:
+        names += [f"Muller{d.capitalize()}{x}" for x in _CAL_SUFFIXES + _REP_SUFFIXES]
+    return names
+
+
+def _mean(summary: Any) -> float | None:
+    if isinstance(summary, Mapping) and isinstance(summary.get("mean"), (int, float)):
+        return float(summary["mean"])
+    return None
+
+
+def _pct(summary: Any, digits: int = 1) -> str | None:
+    """A summary's mean in percent (``1.6``); ``None`` when not recorded."""
+    x = _mean(summary)
+    return None if x is None else num(x, digits, 100)
+
+
+def _fix(summary: Any, digits: int = 3) -> str | None:
+    x = _mean(summary)
+    return None if x is None else num(x, digits)
+
+
+def _tex_pm(summary: Any, scale: float = 1.0, digits: int = 2, sign: bool = False) -> TeX | None:
+    r"""``$m \pm ci$`` as LaTeX (a real minus sign; text mode only)."""
+    x = _mean(summary)
+    if x is None:
+        return None
+    ci = summary.get("ci")
+    tail = "" if not isinstance(ci, (int, float)) else rf" \pm {num(ci, digits, scale)}"
+    return TeX(f"${num(x, digits, scale, sign)}{tail}$")
+
+
+def _g(x: Any) -> str | None:
+    return f"{x:g}" if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
+def _arch(a: Any) -> str | None:
+    """``2×1200`` for an MLP with two hidden layers of 1200 units."""
+    hidden = a.get("hidden") if isinstance(a, Mapping) else None
+    if not isinstance(hidden, list) or not hidden:
+        return None
+    if len(set(hidden)) == 1:
+        return f"{len(hidden)}×{hidden[0]}"
+    return "–".join(str(h) for h in hidden)
+
+
+def _and(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _path(obj: Any, *keys) -> Any:
+    for k in keys:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(k)
+    return obj
+
+
+def _config(ms: Mapping[str, Muller], dataset: str) -> Mapping:
+    """The recorded config of ``dataset`` (the first experiment that ran it)."""
     for e in EXPERIMENTS:
         m = ms.get(e)
-        key = "Muller" + e.capitalize() + "Verdict"
-        out[key] = (m.verdict.get("verdict") if m is not None and isinstance(m.verdict, Mapping) else None)
+        v = m.datasets.get(dataset) if m is not None else None
+        if isinstance(v, Mapping) and _ok(v) and isinstance(v.get("config"), Mapping):
+            return v["config"]
+    return {}
+
+
+def _uniform_specs(specs: Mapping) -> list[tuple[float, str]]:
+    """``[(α, name)]`` of the ``uniform`` specs, by α."""
+    out = []
+    for n, a in specs.items():
+        eps = _path(a, "params", "epsilon")
+        if isinstance(a, Mapping) and a.get("recipe") == "uniform" and isinstance(eps, (int, float)):
+            out.append((float(eps), n))
+    return sorted(out)
+
+
+def _calibration_macros(m: Muller, out: dict[str, Any]) -> None:
+    rows = m.published.get("rows") if isinstance(m.published, Mapping) else None
+    if isinstance(rows, list) and rows and isinstance(rows[0], Mapping):
+        r = rows[0]
+        out["MullerPubCalSetup"] = r.get("setup") if isinstance(r.get("setup"), str) else None
+        for key, name in (("ece", "CeEce"), ("ece_ts", "TsEce"), ("ece_ls", "LsEce")):
+            out[f"MullerPubCal{name}"] = num(r[key], 1, 100) if isinstance(r.get(key), (int, float)) else None
+        out["MullerPubCalAlpha"] = _g(r.get("alpha"))
+    per = m.verdict.get("per_dataset") if isinstance(m.verdict, Mapping) else None
+    setup_specs = None
+    for d in list(MACRO_DATASETS) + [d for d in m.datasets if d not in MACRO_DATASETS]:
+        v = m.datasets.get(d)
+        if not isinstance(v, Mapping) or not _ok(v):
+            continue
+        specs = v.get("specs") or {}
+        setup_specs = setup_specs or specs
+        if d not in MACRO_DATASETS:
+            continue
+        pre = f"Muller{d.capitalize()}"
+        metric = lambda n, k: _path(specs, n, "metrics", k)  # noqa: E731
+        star = v.get("alpha_star") if isinstance(v.get("alpha_star"), Mapping) else {}
+        out[pre + "AlphaStar"] = _g(star.get("alpha"))
+        out[pre + "AlphaStarEce"] = _pct(metric(star.get("spec"), "ece")) if star.get("spec") else None
+        out[pre + "CeEce"] = _pct(metric(BASELINE, "ece"))
+        out[pre + "CeEceTs"] = _pct(metric(BASELINE, "ece_ts"))
+        out[pre + "CeT"] = _tex_pm(metric(BASELINE, "temperature"))
+        ts = [x for n in specs if n != BASELINE for x in [_mean(metric(n, "temperature"))] if x is not None]
+        out[pre + "LsTMax"] = num(max(ts), 2) if ts else None
+        ece_ts = [x for n in specs for x in [_mean(metric(n, "ece_ts"))] if x is not None]
+        out[pre + "EceTsMax"] = num(max(ece_ts), 1, 100) if ece_ts else None
+        listed = [rf"{_pct(metric(n, 'ece'))}\,\% at $\alpha={a:g}$" for a, n in _uniform_specs(specs)
+                  if a > 0 and _mean(metric(n, "ece")) is not None]
+        out[pre + "EceUniformList"] = TeX(_and(listed)) if listed else None
+        out[pre + "EceUniform"] = _pct(metric(LS_REFERENCE, "ece"))
+        out[pre + "EceOffTarget"] = _pct(metric("off_target", "ece"))
+        out[pre + "EceFastreid"] = _pct(metric(ADAPTIVE, "ece"))
+        claims = v.get("claims") or {}
+        for c, name in (("ls_lowers_ece", "LsLowersEce"), ("ls_matches_temperature_scaling", "LsMatchesTs")):
+            cl = claims.get(c) if isinstance(claims.get(c), Mapping) else {}
+            out[pre + name + "Delta"] = _tex_pm(cl.get("difference"), 100, 2, sign=True)
+            out[pre + name + "Verdict"] = cl.get("verdict")
+        out[pre + "CalibrationVerdict"] = (per or {}).get(d) if isinstance(per, Mapping) else v.get("verdict")
+    if setup_specs:
+        uni = _uniform_specs(setup_specs)
+        out["MullerCalAlphas"] = ", ".join(f"{a:g}" for a, _ in uni) if uni else None
+        eps = sorted({float(e) for a in setup_specs.values() if isinstance(a, Mapping) and a.get("recipe") != "uniform"
+                      for e in [_path(a, "params", "epsilon")] if isinstance(e, (int, float)) and e >= 0})
+        out["MullerCalEpsilon"] = ", ".join(f"{e:g}" for e in eps) if eps else None
+        out["MullerFastreidAlpha"] = _g(_path(setup_specs, ADAPTIVE, "params", "alpha"))
+        out["MullerLsAlpha"] = _g(_path(setup_specs, LS_REFERENCE, "params", "epsilon"))
+
+
+def _distillation_macros(m: Muller, out: dict[str, Any]) -> None:
+    p = m.published if isinstance(m.published, Mapping) else {}
+    for who, key in (("Teacher", "teacher_error"), ("Student", "student_error")):
+        for side, k in (("Ce", "ce"), ("Ls", "ls")):
+            x = _path(p, key, k)
+            out[f"MullerPub{who}Err{side}"] = num(x, 2, 100) if isinstance(x, (int, float)) else None
+    out["MullerBeta"] = _g(m.file.data.get("beta"))
+    temps = m.file.data.get("temperatures")
+    v = m.datasets.get("mnist")
+    if not (isinstance(v, Mapping) and _ok(v)):
+        v = next((x for x in m.datasets.values() if isinstance(x, Mapping) and _ok(x)), None)
+    if not isinstance(temps, list) and v is not None:
+        temps = [float(t) for t in _temperatures(v) if _isfloat(t)]
+    out["MullerTemperatures"] = ", ".join(f"{float(t):g}" for t in temps) if isinstance(temps, list) and temps \
+        else None
+    if v is None:
+        return
+    teachers, students = v.get("teachers") or {}, v.get("students") or {}
+    for n, name in ((BASELINE, "Ce"), (LS_REFERENCE, "Ls"), (ADAPTIVE, "Fastreid")):
+        out[f"MullerDistillTeacher{name}"] = _pct(_path(teachers, n, "metrics", "error"))
+        st = students.get(n) if isinstance(students.get(n), Mapping) else {}
+        t_star = st.get("t_star")
+        out[f"MullerDistillTStar{name}"] = (f"{float(t_star):g}" if _isfloat(t_star) else None) \
+            if t_star is not None else None
+        out[f"MullerDistillStudent{name}"] = _pct(_path(st, "T", t_star, "metrics", "error")) \
+            if t_star is not None else None
+    out["MullerDistillStudentNone"] = _pct(_path(v, "student_none", "metrics", "error"))
+    claims = v.get("claims") or {}
+    for c, delta, verdict in (("ls_teacher_better_model", "MullerDistillTeacherDelta",
+                               "MullerDistillBetterModelVerdict"),
+                              ("ls_teacher_worse_teacher", "MullerDistillStudentDelta",
+                               "MullerDistillWorseTeacherVerdict")):
+        cl = claims.get(c) if isinstance(claims.get(c), Mapping) else {}
+        out[delta] = _tex_pm(cl.get("difference"), 100, 2, sign=True)
+        out[verdict] = cl.get("verdict")
+
+
+def _representations_macros(m: Muller, out: dict[str, Any]) -> None:
+    for d in MACRO_DATASETS:
+        v = m.datasets.get(d)
+        if not isinstance(v, Mapping) or not _ok(v):
+            continue
+        pre = f"Muller{d.capitalize()}"
+        specs = v.get("specs") or {}
+        for n, side in ((BASELINE, "Ce"), (LS_REFERENCE, "Ls")):
+            for space, tpl in (("test", ""), ("test_templates", "Tpl")):
+                out[f"{pre}{side}Ratio{tpl}"] = _fix(_path(specs, n, space, "ratio"))
+                out[f"{pre}{side}Cv{tpl}"] = _fix(_path(specs, n, space, "between_cv"))
+        for key, tpl in (("claims", ""), ("supplementary_claims", "Tpl")):
+            claims = v.get(key) if isinstance(v.get(key), Mapping) else {}
+            for c, name in (("ls_tighter_clusters", "Tighter"), ("ls_equidistant_centroids", "Equidistant")):
+                cl = claims.get(c) if isinstance(claims.get(c), Mapping) else {}
+                out[f"{pre}{name}{tpl}Delta"] = _tex_pm(cl.get("difference"), 1, 3, sign=True)
+                out[f"{pre}{name}{tpl}Verdict"] = cl.get("verdict")
+        if out.get("MullerFigureSeed") is None and isinstance(v.get("figure"), Mapping):
+            out["MullerFigureSeed"] = v["figure"].get("seed") if isinstance(v["figure"].get("seed"), int) else None
+
+
+def _setup_macros(ms: Mapping[str, Muller], out: dict[str, Any]) -> None:
+    first = next((ms[e] for e in EXPERIMENTS if e in ms), None)
+    if first is None:
+        return
+    seeds = first.file.data.get("seeds")
+    out["MullerSeeds"] = len(seeds) if isinstance(seeds, list) and seeds else None
+    for e in EXPERIMENTS:  # the confidence level of the recorded intervals
+        for v in (ms[e].datasets.values() if e in ms else ()):
+            for cl in ((v.get("claims") or {}).values() if isinstance(v, Mapping) and _ok(v) else ()):
+                c = _path(cl, "difference", "confidence")
+                if out.get("MullerConfidence") is None and isinstance(c, (int, float)):
+                    out["MullerConfidence"] = f"{100 * c:g}"
+    cfg = _config(ms, "mnist")
+    out["MullerMnistN"] = thousands(_path(cfg, "data", "n")) if isinstance(_path(cfg, "data", "n"), int) else None
+    held, test = _path(cfg, "split", "held"), _path(cfg, "split", "test")
+    if isinstance(held, (int, float)) and isinstance(test, (int, float)):
+        out["MullerMnistTrainPct"] = f"{round(100 * (1 - held - test), 6):g}"
+        out["MullerMnistHeldPct"] = f"{round(100 * held, 6):g}"
+        out["MullerMnistTestPct"] = f"{round(100 * test, 6):g}"
+    out["MullerTeacherArch"] = _arch(cfg.get("arch"))
+    out["MullerStudentArch"] = _arch(cfg.get("student"))
+    out["MullerMnistEpochs"] = _path(cfg, "train", "epochs")
+    out["MullerMnistBatch"] = _path(cfg, "train", "batch_size")
+    bins = next((b for d in list(MACRO_DATASETS) for b in [_path(_config(ms, d), "ece_bins")] if b is not None), None)
+    out["MullerEceBins"] = bins
+
+
+def muller_macros(ms: Mapping[str, Muller]) -> dict[str, Any]:
+    """Every ``\\Muller...`` macro the prose may quote; ``None`` (not yet recorded) where missing."""
+    out: dict[str, Any] = dict.fromkeys(_macro_names())
+    for e in EXPERIMENTS:
+        m = ms.get(e)
+        out["Muller" + e.capitalize() + "Verdict"] = (m.verdict.get("verdict") if m is not None
+                                                      and isinstance(m.verdict, Mapping) else None)
+    _setup_macros(ms, out)
+    if "calibration" in ms:
+        _calibration_macros(ms["calibration"], out)
+    if "distillation" in ms:
+        _distillation_macros(ms["distillation"], out)
+    if "representations" in ms:
+        _representations_macros(ms["representations"], out)
+    unknown = set(out) - set(_macro_names())
+    if unknown:  # pragma: no cover - a typo in a key above
+        raise AssertionError(f"undeclared Müller macros: {sorted(unknown)}")
     return out
