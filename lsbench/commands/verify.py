@@ -53,11 +53,11 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from lsbench.provenance import atomic_write_bytes, git_info
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = "lsbench.proofs/1"
@@ -92,41 +92,14 @@ def add_arguments(parser):
 
 
 def git_state(repo: Path = REPO) -> dict:
-    """``{"commit": sha or None, "dirty": bool or None}`` (read-only git calls)."""
-    def git(*args):
-        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                              timeout=20, check=True).stdout
-    try:
-        commit = git("rev-parse", "HEAD").strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    try:
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
-    except (OSError, subprocess.SubprocessError):
-        dirty = None
-    return {"commit": commit, "dirty": dirty}
+    """``{"commit": sha or None, "dirty": bool or None}`` of the checkout (read-only git calls)."""
+    info = git_info(repo)
+    return {"commit": info["commit"], "dirty": info["dirty"]}
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Write ``text`` (UTF-8) atomically: a temporary file beside ``path``, then a rename."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _counts(rows) -> dict:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import re
-import tempfile
 from pathlib import Path
+
+from lsbench.provenance import atomic_write_bytes
 
 REGENERATE = "python -m lsbench paper"
 
@@ -142,25 +142,8 @@ def to_latex(table: Table) -> str:
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write via a temporary file in the same directory and rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """Write text (UTF-8) or bytes atomically; see :func:`lsbench.provenance.atomic_write_bytes`."""
+    atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def write_table(table: Table, out_dir: Path) -> list[Path]:
