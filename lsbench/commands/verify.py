@@ -50,7 +50,6 @@ import datetime as _dt
 import importlib
 import importlib.util
 import json
-import os
 import platform
 import shlex
 import sys
