@@ -1,12 +1,110 @@
-"""`python -m lsbench bench`: not built yet (see the project's open issues)."""
+"""`python -m lsbench bench`: run the benchmark suite and write paper/results/bench-<machine>.json.
 
+Times every recipe (forward and forward+backward, float32 and bfloat16), the
+chunked and fused-linear paths, the optax and PyTorch peers and the memory
+floors side by side, measures peak extra memory, and writes
+``<out>/results/bench-<machine>.json`` plus ``<out>/tables/bench.tex`` and
+``<out>/tables/bench.md`` (see :mod:`lsbench.bench` for what is measured and
+the JSON schema). The full suite takes about 15 minutes on a quiet 2-core CPU;
+``--quick`` runs tiny shapes in seconds (for tests).
+
+XLA:CPU returns every ``[.., K]`` result (a gradient) in a freshly mapped
+buffer, and on many Linux machines the page faults of that buffer cost more
+than the kernel itself. ``--malloc-reuse`` re-runs the suite in a child with
+glibc told to keep freed memory (``MALLOC_MMAP_THRESHOLD_``,
+``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_ARENA_MAX=1``) so that those buffers are
+reused; the JSON records the variables under ``environment.env``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
 import sys
+
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 32), "MALLOC_TRIM_THRESHOLD_": str(1 << 32),
+              "MALLOC_ARENA_MAX": "1"}
 
 
 def add_arguments(parser):
-    pass
+    parser.add_argument("--quick", action="store_true", help="tiny shapes and few rounds (seconds; for tests)")
+    parser.add_argument("--cases", default=None,
+                        help="comma-separated globs over case names, e.g. 'uniform,chunked*,optax,torch' "
+                             "(floors always run)")
+    parser.add_argument("--shapes", default=None,
+                        help="comma-separated logits shapes, e.g. '1024x32000,8x512x32000' ('none' for no logits cases)")
+    parser.add_argument("--linear-shapes", default=None,
+                        help="comma-separated N x H x K shapes of the fused linear cases ('none' to skip)")
+    parser.add_argument("--dtypes", default=None, help="comma-separated subset of float32,bfloat16")
+    parser.add_argument("--out", default="paper", help="output directory (default: paper)")
+    parser.add_argument("--rss", choices=("auto", "all", "none"), default="auto",
+                        help="peak-RSS child processes: auto = uniform/chunked/linear/peers at logits >= 32 MB "
+                             "(float32), all, or none")
+    parser.add_argument("--min-rounds", type=int, default=None)
+    parser.add_argument("--max-rounds", type=int, default=None)
+    parser.add_argument("--min-time", type=float, default=None, help="seconds of timed calls per case, at least")
+    parser.add_argument("--malloc-reuse", action="store_true",
+                        help="run with glibc keeping freed memory (see the command's description)")
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
 
 
-def run(args):
-    print("lsbench bench: not built yet", file=sys.stderr)
-    return 2
+def _argv(args) -> list[str]:
+    """The command line that reproduces ``args`` (for the --malloc-reuse child)."""
+    argv = ["bench", "--out", str(args.out), "--rss", args.rss, "--malloc-reuse"]
+    for flag, value in (("--cases", args.cases), ("--shapes", args.shapes), ("--linear-shapes", args.linear_shapes),
+                        ("--dtypes", args.dtypes), ("--min-rounds", args.min_rounds),
+                        ("--max-rounds", args.max_rounds), ("--min-time", args.min_time)):
+        if value is not None:
+            argv += [flag, str(value)]
+    argv += [flag for flag, on in (("--quick", args.quick), ("--no-progress", args.no_progress)) if on]
+    return argv
+
+
+def _shapes(text, parse):
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return ()
+    return tuple(parse(s.strip()) for s in text.split(",") if s.strip())
+
+
+def run(args) -> int:
+    if args.malloc_reuse and any(os.environ.get(k) != v for k, v in MALLOC_ENV.items()):
+        # glibc reads these at start-up only: re-run this command in a child that has them.
+        env = {**os.environ, **MALLOC_ENV}
+        return subprocess.call([sys.executable, "-m", "lsbench", *_argv(args)], env=env)
+
+    from lsbench import bench
+
+    def parse_linear(s):
+        shape = bench.parse_shape(s)
+        if len(shape) != 3:
+            raise ValueError(f"linear shapes are N x H x K, got {s!r}")
+        return shape
+
+    try:
+        settings = bench.Settings.make(
+            quick=args.quick,
+            shapes=_shapes(args.shapes, bench.parse_shape),
+            linear_shapes=_shapes(args.linear_shapes, parse_linear),
+            dtypes=tuple(d.strip() for d in args.dtypes.split(",")) if args.dtypes else None,
+            cases=tuple(c.strip() for c in args.cases.split(",") if c.strip()) if args.cases else None,
+            rss=args.rss,
+            min_rounds=args.min_rounds, max_rounds=args.max_rounds, min_time_s=args.min_time,
+        )
+    except ValueError as exc:
+        print(f"lsbench bench: {exc}", file=sys.stderr)
+        return 2
+    doc = bench.run_suite(settings, progress=not args.no_progress)
+    paths = bench.write_outputs(doc, args.out)
+    n_ok = sum(r["status"] == "ok" for r in doc["results"])
+    n_err = sum(r["status"] == "error" for r in doc["results"])
+    n_skip = sum(r["status"] == "skipped" for r in doc["results"])
+    print(f"{n_ok} cases ok, {n_skip} skipped, {n_err} failed; machine {doc['machine']}")
+    for t in doc["targets"]:
+        met = "n/a" if t["met"] is None else ("met" if t["met"] else "MISSED")
+        val = "--" if t["value"] is None else f"{t['value']:.2f}"
+        print(f"  {met:6s} {t['name']}: {val} ({t['op']} {t['limit']})")
+    for kind, path in paths.items():
+        print(f"wrote {path}")
+    return 1 if n_err else 0

@@ -18,9 +18,13 @@ one fused pass and has a ``jax.custom_vjp`` whose backward writes
 
     ∂/∂z = ḡ_lse · softmax(z) + ḡ_target · [j = y] + ḡ_total
 
-in a single elementwise expression, never building a one-hot matrix. With the
+without building a one-hot matrix. With the
 cotangents of the closed form (``ḡ_lse = Σq``, ``ḡ_target = −a``,
-``ḡ_total = −b``) this is exactly ``(Σq)·softmax − q``.
+``ḡ_total = −b``) this is exactly ``(Σq)·softmax − q``. (For float32 logits the
+backward is one elementwise pass writing ``ḡ_lse·softmax + ḡ_total`` plus a
+scatter of the B label entries, which measured faster on XLA:CPU than a compare
+and select per element; for 16-bit logits, where XLA:CPU has no 16-bit scatter,
+the select stays inside the single pass. See :func:`_stats_bwd_values`.)
 """
 
 from __future__ import annotations
@@ -171,36 +175,110 @@ class RowStats(NamedTuple):
 
 
 def _stats_fwd_values(z, y, weight):
+    """``(m, lse, target, total)``: three reductions and a gather, each read straight from ``z``.
+
+    Performance notes (XLA:CPU, measured with ``python -m lsbench bench``):
+
+    * Σz is reduced from ``z`` (a sibling of the max reduction) and shifted
+      afterwards; reducing ``z − m`` instead makes XLA materialise ``z − m``. The
+      rounding of ``Σz − K·m`` enters the loss multiplied by ε/K, so it costs at
+      most about ε·max|z|·2⁻²³ in float32.
+    * XLA:CPU does not fuse sibling reductions into one pass (a variadic
+      ``lax.reduce`` or an online max/Σexp reducer is not vectorised and runs
+      10-50x slower), so the three reductions stay separate passes.
+    * XLA:CPU's vectorised row reduction of ``exp(z − m)`` is about 4x slower
+      once a row exceeds 32768 classes; longer rows are reduced in two stages
+      over ``[.., K/c, c]`` blocks (``sum_exp`` below), same values up to the
+      order of the additions.
+    * For bfloat16/float16 logits the max is taken in the input dtype (exact)
+      and the float32 conversion is left to each consumer; the optimisation
+      barriers stop XLA from materialising one shared float32 copy of the
+      logits (2x their size, in a freshly faulted buffer), which made bfloat16
+      about 3x slower than float32. They change no value.
+    """
     dt = compute_dtype(z.dtype)
-    zc = z.astype(dt)
-    m = jax.lax.stop_gradient(jnp.max(zc, axis=-1))
+    low = z.dtype != dt
+    k = z.shape[-1]
+
+    def sum_exp(m):
+        """Σ_j exp(z_j − m) in ``dt``; rows above 32768 classes in two stages.
+
+        XLA:CPU's vectorised row reduction of exp(z − m) falls off its fast path
+        past 32768 classes (measured: 29 ms at K = 32768 vs 137 ms at K = 34816
+        for the same 32.8 M float32 elements on 2 cores). Longer rows are cut
+        into blocks of c classes (the largest divisor of K in [256, 32768]) and
+        reduced as a 2-D [rows·K/c, c] array (a free reshape); the barrier
+        keeps XLA from folding the reshape back into a 3-D reduction, which is
+        slow again for 16-bit inputs. K without such a divisor stays flat.
+        """
+        c = None
+        if k > 32768:
+            c = next((k // n for n in range(-(-k // 32768), k // 256 + 1) if k % n == 0), None)
+        if c is None:
+            return jnp.sum(jnp.exp(z.astype(dt) - m[..., None]), axis=-1)
+        n = k // c
+        zz, mm = jax.lax.optimization_barrier((z.reshape(-1, c), jnp.repeat(m.reshape(-1), n)))
+        s = jnp.sum(jnp.exp(zz.astype(dt) - mm[:, None]), axis=-1)
+        return jnp.sum(s.reshape(z.shape[:-1] + (n,)), axis=-1)
+
+    m = jax.lax.stop_gradient(jnp.max(z, axis=-1)).astype(dt)
     # Keep the max finite so that rows of -inf do not produce NaN shifts.
     m = jnp.where(jnp.isfinite(m), m, jnp.zeros_like(m))
-    lse = jnp.log(jnp.sum(jnp.exp(zc - m[..., None]), axis=-1))
-    # Σ_j z_j is reduced straight from z (a sibling of the max reduction) and
-    # shifted afterwards; reducing z − m instead makes XLA materialise z − m.
-    # The rounding of Σz − K·m enters the loss multiplied by ε/K, so it costs
-    # at most about ε·max|z|·2⁻²³ in float32.
+    lse = jnp.log(sum_exp(m))
+    zt = jax.lax.optimization_barrier(z) if low else z
+    target = jnp.take_along_axis(zt, y[..., None], axis=-1, mode="fill")[..., 0].astype(dt) - m
+    zs = jax.lax.optimization_barrier(zt) if low else z
     if weight is None:
-        total = jnp.sum(zc, axis=-1) - z.shape[-1] * m
+        total = jnp.sum(zs.astype(dt), axis=-1) - k * m
     else:
         wc = weight.astype(dt)
-        total = jnp.sum(zc * wc, axis=-1) - jnp.sum(wc) * m
-    target = jnp.take_along_axis(zc, y[..., None], axis=-1, mode="fill")[..., 0] - m
+        total = jnp.sum(zs.astype(dt) * wc, axis=-1) - jnp.sum(wc) * m
     return m, lse, target, total
 
 
 def _stats_bwd_values(z, y, weight, m, lse, g_lse, g_target, g_total):
+    """``ḡ_lse·softmax(z) + ḡ_target·[j = y] + ḡ_total·w`` in the logits' dtype, in one pass.
+
+    float32/float64: one elementwise pass writes ``ḡ_lse·softmax + ḡ_total·w``
+    for every class; the label entries (one per row) are then overwritten in
+    place by a batched scatter with the same expression plus ``ḡ_target``.
+    Comparing an iota with the label inside the elementwise pass instead costs a
+    compare and a select per element (measured slower on XLA:CPU, see
+    ``python -m lsbench bench``). The scatter is vmapped over rows so that it
+    carries explicit batch dimensions, which the SPMD partitioner keeps
+    row-parallel.
+
+    bfloat16/float16: XLA:CPU has no 16-bit float scatter (it would scatter into
+    a float32 copy and convert back, two extra passes), so the label term is the
+    iota select inside the single elementwise pass that also rounds to the
+    logits' dtype.
+
+    Labels must be valid indices; an out-of-range label's entry is left out
+    (its row's loss is already NaN, see :func:`check_labels`).
+    """
     dt = compute_dtype(z.dtype)
     k = z.shape[-1]
-    iota = jax.lax.broadcasted_iota(jnp.int32, (1,) * (z.ndim - 1) + (k,), z.ndim - 1)
-    w = 1.0 if weight is None else weight.astype(dt)
-    grad = (
-        g_lse[..., None] * jnp.exp(z.astype(dt) - (m + lse)[..., None])
-        + jnp.where(iota == y[..., None], g_target[..., None], jnp.zeros((), dt))
-        + g_total[..., None] * w
+    low = z.dtype != dt
+    if low:  # see _stats_fwd_values: keeps XLA from materialising float32 copies of z
+        z = jax.lax.optimization_barrier(z)
+    c = m + lse  # logsumexp(z)
+    if weight is None:
+        w = w_y = None
+    else:
+        w = weight.astype(dt)
+        w_y = jnp.take(w, y, mode="fill")
+    base = g_lse[..., None] * jnp.exp(z.astype(dt) - c[..., None])
+    base = base + (g_total[..., None] if w is None else g_total[..., None] * w)
+    if low:
+        iota = jax.lax.broadcasted_iota(jnp.int32, (1,) * (z.ndim - 1) + (k,), z.ndim - 1)
+        base = base + jnp.where(iota == y[..., None], g_target[..., None], jnp.zeros((), dt))
+        return base.astype(z.dtype)
+    z_y = jnp.take_along_axis(z, y[..., None], axis=-1, mode="fill")[..., 0].astype(dt)
+    value = g_lse * jnp.exp(z_y - c) + g_target + (g_total if w_y is None else g_total * w_y)
+    grad = jax.vmap(lambda row, i, v: row.at[i].set(v, mode="drop"))(
+        base.astype(z.dtype).reshape(-1, k), y.reshape(-1), value.astype(z.dtype).reshape(-1)
     )
-    return grad.astype(z.dtype)
+    return grad.reshape(z.shape)
 
 
 def _int_cotangent(y):
