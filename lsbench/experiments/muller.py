@@ -149,6 +149,7 @@ import numpy as np
 
 from lsbench import provenance as prov
 from lsbench.experiments import muller_analysis as ana
+from lsbench.experiments.pets import _read_record, _strip_bins
 
 __all__ = [
     "PUBLISHED",
@@ -1099,7 +1100,7 @@ class _Experiment:
         if path.exists():
             old = _read_record(path)
             same = old is not None and old.get("run_key") == record["run_key"] and \
-                _strip(old.get("test")) == _strip(record["test"])
+                _strip_bins(old.get("test")) == _strip_bins(record["test"])
             if not same:
                 stamp = prov.utc_now().replace(":", "").replace("-", "")
                 keep = path.parent / "replaced" / f"{path.stem}-{stamp}.json"
@@ -1330,20 +1331,6 @@ def _class_names(d: str, classes: Sequence[int]) -> list[str]:
         pets_names = ["Abyssinian", "american bulldog", "american pit bull terrier"]
         return [pets_names[c] if c < len(pets_names) else f"class {c}" for c in classes]
     return [str(c) for c in classes]
-
-
-def _read_record(path: Path) -> dict | None:
-    try:
-        rec = prov.read_json(path)
-    except (OSError, ValueError):
-        return None
-    return rec if isinstance(rec, dict) else None
-
-
-def _strip(test: Mapping | None) -> dict | None:
-    if test is None:
-        return None
-    return {k: v for k, v in test.items() if not k.startswith("reliability")}
 
 
 def _describe_mismatch(rec: Mapping, common: Mapping) -> str:
