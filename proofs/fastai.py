@@ -40,11 +40,7 @@ def grad(row: Row, j, e=eps):
 
 
 def closed_form(num_classes: int) -> kn.ClosedForm:
-    row = Row.concrete(num_classes)
-    return kn.ClosedForm(
-        RECIPE, num_classes, loss(row), [grad(row, j) for j in row.keys],
-        {"logits": row.symbols("z"), "onehot": row.symbols("o"), "epsilon": eps},
-        shared=row.shared())
+    return kn.onehot_closed_form(RECIPE, num_classes, loss, grad)
 
 
 def theorems() -> list[Theorem]:

@@ -586,6 +586,19 @@ class ClosedForm:
         return call_exprs
 
 
+def onehot_closed_form(recipe: str, num_classes: int, loss, grad) -> ClosedForm:
+    """:class:`ClosedForm` of an integer-label recipe whose only parameter is ε.
+
+    ``loss(row)`` and ``grad(row, j)`` are the recipe's proven expressions;
+    the inputs are ``logits``, ``onehot`` and ``epsilon``.
+    """
+    row = Row.concrete(num_classes)
+    return ClosedForm(
+        recipe, num_classes, loss(row), [grad(row, j) for j in row.keys],
+        {"logits": row.symbols("z"), "onehot": row.symbols("o"), "epsilon": eps},
+        shared=row.shared())
+
+
 def _flatten_inputs(names, vector, values):
     import numpy as np
 
