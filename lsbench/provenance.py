@@ -3,9 +3,13 @@
 Generic (no experiment-specific knowledge); experiments call :func:`collect`
 once per invocation and add their own keys. Also the small I/O helpers every
 recorder needs: :func:`sha256_file`, :func:`digest` (a stable hash of
-JSON-able config), :func:`atomic_write_json` / :func:`atomic_write_bytes`
-(temp file in the same directory + ``fsync`` + ``os.replace``, so a reader or
-an interrupt never sees a half-written file) and :func:`read_json`.
+JSON-able config), :func:`atomic_open` / :func:`atomic_write_bytes` /
+:func:`atomic_write_json` (temp file in the same directory + ``fsync`` +
+``os.replace``, so a reader or an interrupt never sees a half-written file) and
+:func:`read_json`; and the machine facts results files record
+(:func:`git_info`, :func:`package_versions`, :func:`cpu_model`,
+:func:`usable_cores`, :func:`load_average`, ...). Every results file of the
+project (proofs, bench, pets, Müller) takes these from here.
 
 :func:`collect` returns (all values JSON-able; ``None`` where unknown)::
 
@@ -26,6 +30,7 @@ an interrupt never sees a half-written file) and :func:`read_json`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -36,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, BinaryIO, Iterable, Iterator, Mapping
 
 __all__ = [
     "DEFAULT_PACKAGES",
@@ -45,10 +50,14 @@ __all__ = [
     "package_versions",
     "jax_info",
     "cpu_info",
+    "cpu_model",
+    "usable_cores",
+    "load_average",
     "gpu_info",
     "sha256_file",
     "file_record",
     "digest",
+    "atomic_open",
     "atomic_write_bytes",
     "atomic_write_json",
     "read_json",
@@ -75,19 +84,21 @@ def _git(args: list[str], cwd: Path) -> str | None:
 def git_info(root: str | os.PathLike | None = None) -> dict:
     """``{"commit", "dirty", "describe"}`` of the git checkout at ``root`` (read-only git calls).
 
-    ``dirty`` is true when ``git status --porcelain`` lists any tracked change
-    or untracked, non-ignored file. All ``None`` outside a git checkout.
+    The one definition of "dirty" every results file uses: true when ``git
+    status --porcelain`` lists any tracked change or untracked, non-ignored
+    file (an untracked source file can change a result as much as an edit).
+    All ``None`` outside a git checkout.
     """
     root = Path(root) if root is not None else REPO_ROOT
     commit = _git(["rev-parse", "HEAD"], root)
     if commit is None:
         return {"commit": None, "dirty": None, "describe": None}
     status = _git(["status", "--porcelain"], root)
-    return {
-        "commit": commit,
-        "dirty": None if status is None else bool(status),
-        "describe": _git(["describe", "--always", "--dirty", "--tags"], root),
-    }
+    dirty = None if status is None else bool(status)
+    describe = _git(["describe", "--always", "--tags"], root)
+    if describe is not None and dirty:  # not git's --dirty, which ignores untracked files
+        describe += "-dirty"
+    return {"commit": commit, "dirty": dirty, "describe": describe}
 
 
 def package_versions(names: Iterable[str] = DEFAULT_PACKAGES) -> dict:
@@ -118,23 +129,38 @@ def jax_info() -> dict:
     }
 
 
-def cpu_info() -> dict:
-    """CPU model name (``/proc/cpuinfo``, else ``platform.processor()``), core count, 1-min load."""
-    model = None
+def cpu_model() -> str | None:
+    """The CPU's model name from ``/proc/cpuinfo``, else ``platform.processor()``; ``None`` if neither says."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
                 if line.lower().startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
+                    return line.split(":", 1)[1].strip() or None
     except OSError:
         pass
+    return platform.processor() or None
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one, else ``os.cpu_count()``)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def load_average() -> list[float] | None:
+    """``[1 min, 5 min, 15 min]`` load averages, or ``None`` where the OS does not report them."""
     try:
-        load = round(os.getloadavg()[0], 2)
+        return list(os.getloadavg())
     except (OSError, AttributeError):
-        load = None
-    return {"model": model or platform.processor() or None, "logical_cores": os.cpu_count(),
-            "load_avg_1m": load}
+        return None
+
+
+def cpu_info() -> dict:
+    """CPU model name (:func:`cpu_model`), logical core count, 1-min load."""
+    load = load_average()
+    return {"model": cpu_model(), "logical_cores": os.cpu_count(),
+            "load_avg_1m": None if load is None else round(load[0], 2)}
 
 
 def gpu_info() -> dict | None:
@@ -194,15 +220,21 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file beside it, fsync, ``os.replace``)."""
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file that becomes ``path`` only when the ``with`` block succeeds.
+
+    The file is a temporary one beside ``path``, fsynced and moved into place
+    with ``os.replace``; on any error it is removed and ``path`` is untouched,
+    so a reader or an interrupt never sees a half-written file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -212,7 +244,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         except OSError:
             pass
         raise
-    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_open`)."""
+    with atomic_open(path) as f:
+        f.write(data)
+    return Path(path)
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 1) -> Path:

@@ -15,6 +15,7 @@ import pytest
 
 from lsbench import bench
 from lsbench.cli import main
+from lsbench.report.bench import render_tables
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +140,6 @@ def test_validate_rejects_broken_documents(quick_run):
 def test_tables_render_from_the_json_alone(quick_run):
     _, _, doc = quick_run
     roundtrip = json.loads(json.dumps(doc))
-    tex, md = bench.render_tables(roundtrip)
+    tex, md = render_tables(roundtrip)
     assert doc["machine"] in md and doc["machine"] in tex
     assert r"2$\times$8$\times$100" in tex

@@ -5,7 +5,8 @@ chunked and fused-linear paths, the optax and PyTorch peers and the memory
 floors side by side, measures peak extra memory, and writes
 ``<out>/results/bench-<machine>.json`` plus ``<out>/tables/bench.tex`` and
 ``<out>/tables/bench.md`` (see :mod:`lsbench.bench` for what is measured and
-the JSON schema). The full suite takes about 15 minutes on a quiet 2-core CPU;
+the JSON schema; the tables are rendered from the JSON by
+:mod:`lsbench.report.bench`). The full suite takes about 15 minutes on a quiet 2-core CPU;
 ``--quick`` runs tiny shapes in seconds (for tests).
 
 XLA:CPU returns every ``[.., K]`` result (a gradient) in a freshly mapped
@@ -75,6 +76,7 @@ def run(args) -> int:
         return subprocess.call([sys.executable, "-m", "lsbench", *_argv(args)], env=env)
 
     from lsbench import bench
+    from lsbench.report.bench import write_tables
 
     def parse_linear(s):
         shape = bench.parse_shape(s)
@@ -96,7 +98,7 @@ def run(args) -> int:
         print(f"lsbench bench: {exc}", file=sys.stderr)
         return 2
     doc = bench.run_suite(settings, progress=not args.no_progress)
-    paths = bench.write_outputs(doc, args.out)
+    paths = {"json": bench.write_results(doc, args.out), **write_tables(doc, args.out)}
     n_ok = sum(r["status"] == "ok" for r in doc["results"])
     n_err = sum(r["status"] == "error" for r in doc["results"])
     n_skip = sum(r["status"] == "skipped" for r in doc["results"])

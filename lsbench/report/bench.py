@@ -12,9 +12,10 @@ What the paper shows, per machine (:mod:`lsbench.bench` documents how it is meas
   machine (float32 where measured), with the ``read+write`` floor drawn.
 
 Every number is read from the results file (``time_s.median``, ``ratios``,
-``memory.xla.extra_ratio``); nothing is recomputed. ``python -m lsbench bench`` also writes its
-own, more detailed ``tables/bench.{tex,md}`` (:func:`lsbench.bench.render_tables`), which this
-module does not touch.
+``memory.xla.extra_ratio``); nothing is recomputed, and nothing here imports the measuring code
+(:mod:`lsbench.bench`). :func:`render_tables` / :func:`write_tables` also give the more detailed
+``tables/bench.{tex,md}`` that ``python -m lsbench bench`` writes beside its results file
+(``python -m lsbench paper`` does not rewrite those).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from lsbench.report import figures as F
+from lsbench.report import figures as figure_files
 from lsbench.report.fmt import DASH, ratio, seconds
-from lsbench.report.proofs import placeholder
-from lsbench.report.results import ResultFile, ResultsError, check_schema, need
-from lsbench.report.tables import REGENERATE, Table, to_markdown
+from lsbench.report.results import ResultFile, ResultsError, check_schema, need, objects
+from lsbench.report.tables import (REGENERATE, Table, atomic_write, latex_escape, placeholder, results_table,
+                                   to_markdown)
 
 SCHEMA = "lsbench.bench/1"
 COMMAND = "python -m lsbench bench"
@@ -91,10 +93,7 @@ def parse_bench(rf: ResultFile, machine_hint: str) -> Bench:
         device = f"{device}, {cores} cores"
     rows = need(rf, rf.data, "results", list)
     results = []
-    for i, r in enumerate(rows):
-        where = f"results[{i}]"
-        if not isinstance(r, Mapping):
-            raise ResultsError(rf.path, f"{where}: expected an object, found {type(r).__name__}")
+    for where, r in objects(rf, rows, "results"):
         status = need(rf, r, "status", str, where)
         shape = need(rf, r, "shape", list, where)
         if not shape or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape):
@@ -172,17 +171,11 @@ def machine_table(b: Bench, dtype: str | None) -> Table:
     if b.quick:
         notes.append("QUICK configuration: tiny shapes and few rounds, for tests; not a benchmark.")
     device = f" ({b.device})" if b.device else ""
-    return Table(
-        name=f"throughput-{machine_slug(b.machine)}" + (f"-{dtype}" if dtype else ""),
-        caption=f"Throughput and memory on {b.machine}{device}, {dtype or 'no data type'}: loss and gradient "
-                "of every recipe.",
-        columns=columns,
-        rows=tuple(rows),
-        sources=(b.file.source,),
-        align="ll" + "r" * (len(columns) - 2),
-        notes=tuple(notes),
-        shrink_only=True, ragged_notes=True,
-    )
+    return results_table(
+        f"throughput-{machine_slug(b.machine)}" + (f"-{dtype}" if dtype else ""),
+        f"Throughput and memory on {b.machine}{device}, {dtype or 'no data type'}: loss and gradient "
+        "of every recipe.",
+        columns, rows, (b.file.source,), notes, label_columns=2)
 
 
 def gather(tables: Sequence[Table], tables_prefix: str = "tables") -> tuple[str, str]:
@@ -248,10 +241,10 @@ def throughput_figure(benches: Sequence[Bench]):
         ours = sorted(lab for lab in labels_all if lab.startswith(OURS))
         peers = sorted(lab for lab in labels_all if not lab.startswith(OURS))
         labels_all = ours + peers
-        colour = {lab: F.PALETTE[i % len(F.PALETTE)] for i, lab in enumerate(labels_all)}
+        colour = {lab: figure_files.PALETTE[i % len(figure_files.PALETTE)] for i, lab in enumerate(labels_all)}
         from matplotlib.ticker import NullFormatter
 
-        fig = F.new_figure(min(6.5, 2.6 * len(benches) + 1.9), 3.2, layout="constrained")
+        fig = figure_files.new_figure(min(6.5, 2.6 * len(benches) + 1.9), 3.2, layout="constrained")
         axes = fig.subplots(1, len(benches), squeeze=False)[0]
         for ax, b in zip(axes, benches):
             dtype, lines, floor = _series(b)
@@ -295,3 +288,173 @@ def throughput_figure(benches: Sequence[Bench]):
 def bench_macros(benches: Sequence[Bench] | None) -> dict[str, Any]:
     return {"BenchMachines": len(benches) if benches else None,
             "BenchMachineList": ", ".join(b.machine for b in benches) if benches else None}
+
+
+# --------------------------------------------------------------------------- the bench command's own tables
+# ``python -m lsbench bench`` writes ``tables/bench.{tex,md}``: every shape's uniform timings against the
+# floors and peers, every recipe's medians, the fused-linear cases and the targets, from the JSON alone.
+
+BENCH_TABLES = ("bench.tex", "bench.md")
+
+
+def _median_ms(r: Mapping | None) -> float | None:
+    return None if not r or r["status"] != "ok" else r["time_s"]["median"] * 1e3
+
+
+def _fixed(v: float | None, spec: str = "{:.2f}") -> str:
+    return "--" if v is None else spec.format(v)
+
+
+def _ms_cell(v: float | None) -> str:
+    if v is None:
+        return "--"
+    return f"{v:.3f}" if v < 1 else f"{v:.2f}" if v < 100 else f"{v:.0f}"
+
+
+def _mb_cell(b: int | None) -> str:
+    return "--" if b is None else f"{b / 2**20:.1f}"
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    return "x".join(str(int(s)) for s in shape)
+
+
+def _record(results: Sequence[Mapping], impl: str, name: str, mode: str, dtype: str, shape) -> Mapping | None:
+    key = (impl, name, mode, dtype, tuple(shape))
+    return next((r for r in results if (r["impl"], r["name"], r["mode"], r["dtype"], tuple(r["shape"])) == key),
+                None)
+
+
+def _ok_ratio(r: Mapping | None, key: str) -> float | None:
+    return r.get("ratios", {}).get(key) if r and r["status"] == "ok" else None
+
+
+def _xla_extra(r: Mapping | None) -> float | None:
+    return (((r or {}).get("memory") or {}).get("xla") or {}).get("extra_ratio")
+
+
+def _inverse(v: float | None) -> float | None:
+    return None if not v else 1 / v
+
+
+def _bench_rows(doc: Mapping) -> tuple[list[dict], list[dict], list[dict], list[str]]:
+    """``(summary, recipes, linear, recipe names)``: the rows of the bench command's tables."""
+    res = doc["results"]
+    floors = list(doc["floors"])
+    names = list(dict.fromkeys(r["name"] for r in res if r["impl"] == OURS))
+    groups = list(dict.fromkeys((r["dtype"], tuple(r["shape"])) for r in res
+                                if r["impl"] not in ("lsbench-linear", "unfused")))
+    summary, recipes = [], []
+    for dtype, shape in groups:
+        fwd = _record(res, OURS, "uniform", "fwd", dtype, shape)
+        fb = _record(res, OURS, "uniform", MODE, dtype, shape)
+        summary.append({
+            "dtype": dtype, "shape": _shape_text(shape),
+            "fwd_ms": _median_ms(fwd), "fwd_x_read": _ok_ratio(fwd, "read"),
+            "fb_ms": _median_ms(fb), "fb_x_rw": _ok_ratio(fb, FLOOR), "fb_x_xlaw": _ok_ratio(fb, "xla-write"),
+            "optax_speedup": _inverse(_ok_ratio(fb, "optax")), "torch_speedup": _inverse(_ok_ratio(fb, "torch")),
+            "fb_mem": _xla_extra(fb),
+            "chunked_fb_ms": _median_ms(_record(res, "lsbench-chunked", "chunked[uniform]", MODE, dtype, shape)),
+            "chunked_donated_mem": _xla_extra(_record(res, "lsbench-chunked", "chunked[uniform]",
+                                                      "fwd+bwd:donated", dtype, shape)),
+        })
+        row = {"dtype": dtype, "shape": _shape_text(shape)}
+        for name in names:
+            for mode in ("fwd", MODE):
+                row[(name, mode)] = _median_ms(_record(res, OURS, name, mode, dtype, shape))
+        for peer, _ in PEERS:
+            for mode in ("fwd", MODE):
+                row[(peer, mode)] = _median_ms(_record(res, peer, peer, mode, dtype, shape))
+        for f in floors:
+            row[(f, "floor")] = _median_ms(_record(res, "floor", f, "floor", dtype, shape))
+        recipes.append(row)
+    linear = []
+    for r in res:
+        if r["impl"] == "lsbench-linear" and r["status"] == "ok":
+            u = _record(res, "unfused", "linear-unfused[uniform]", r["mode"], r["dtype"], r["shape"])
+            fused_mem = (r.get("memory") or {}).get("xla") or {}
+            unfused_mem = ((u or {}).get("memory") or {}).get("xla") or {}
+            linear.append({"dtype": r["dtype"], "shape": _shape_text(r["shape"]), "mode": r["mode"],
+                           "fused_ms": _median_ms(r), "unfused_ms": _median_ms(u),
+                           "fused_temp": fused_mem.get("temp_bytes"), "unfused_temp": unfused_mem.get("temp_bytes")})
+    return summary, recipes, linear, names
+
+
+def render_tables(doc: Mapping) -> tuple[str, str]:
+    """``(latex, markdown)`` of ``tables/bench.{tex,md}`` from a ``lsbench.bench/1`` results document."""
+    summary, recipes, linear, names = _bench_rows(doc)
+    floors = list(doc["floors"])
+    env = doc["environment"]
+    load = env.get("loadavg_start")
+    caption = (f"Machine {doc['machine']} ({env['cpu_model']}, {env['cores']} cores, JAX {env['packages'].get('jax')} "
+               f"on {env['jax_backend']}); medians of single calls; load average at start "
+               f"{'--' if not load else f'{load[0]:.1f}'}.")
+    md = [f"# lsbench benchmarks: {doc['machine']}", "", caption, "",
+          "## uniform: time and ratios to the floors and peers", "",
+          "| dtype | shape | fwd ms | fwd / read | fwd+bwd ms | fwd+bwd / read+write | fwd+bwd / xla-write "
+          "| optax / ours | torch / ours | extra mem / logits | chunked fwd+bwd ms | chunked donated mem / logits |",
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for s in summary:
+        md.append(f"| {s['dtype']} | {s['shape']} | {_ms_cell(s['fwd_ms'])} | {_fixed(s['fwd_x_read'])} | "
+                  f"{_ms_cell(s['fb_ms'])} | {_fixed(s['fb_x_rw'])} | {_fixed(s['fb_x_xlaw'])} | "
+                  f"{_fixed(s['optax_speedup'])} | {_fixed(s['torch_speedup'])} | {_fixed(s['fb_mem'])} | "
+                  f"{_ms_cell(s['chunked_fb_ms'])} | {_fixed(s['chunked_donated_mem'])} |")
+    cols = [(n, m) for n in names for m in ("fwd", MODE)]
+    md += ["", "## every recipe (ms, median)", "",
+           "| dtype | shape | " + " | ".join(f"{n} {m}" for n, m in cols)
+           + " | optax fwd | optax fwd+bwd | torch fwd | torch fwd+bwd | " + " | ".join(floors) + " |",
+           "|---|---|" + "---:|" * (len(cols) + 4 + len(floors))]
+    for row in recipes:
+        cells = [_ms_cell(row[c]) for c in cols]
+        cells += [_ms_cell(row[(p, m)]) for p, _ in PEERS for m in ("fwd", MODE)]
+        cells += [_ms_cell(row[(f, "floor")]) for f in floors]
+        md.append(f"| {row['dtype']} | {row['shape']} | " + " | ".join(cells) + " |")
+    if linear:
+        md += ["", "## fused linear + uniform (N×H×K)", "",
+               "| dtype | shape | mode | fused ms | unfused ms | fused scratch MB | unfused scratch MB |",
+               "|---|---|---|---:|---:|---:|---:|"]
+        for r in linear:
+            md.append(f"| {r['dtype']} | {r['shape']} | {r['mode']} | {_ms_cell(r['fused_ms'])} | "
+                      f"{_ms_cell(r['unfused_ms'])} | {_mb_cell(r['fused_temp'])} | {_mb_cell(r['unfused_temp'])} |")
+    if doc.get("targets"):
+        md += ["", "## targets", "", "| target | value | limit | met |", "|---|---:|---:|---|"]
+        for t in doc["targets"]:
+            met = "--" if t["met"] is None else ("yes" if t["met"] else "**no**")
+            md.append(f"| {t['name']} | {_fixed(t['value'])} | {t['op']} {t['limit']} | {met} |")
+    md.append("")
+    tex = [r"% generated by python -m lsbench bench from paper/results/bench-" + doc["machine"] + ".json",
+           r"\begin{table}[t]", r"\centering", r"\small",
+           r"\caption{" + latex_escape(caption) + r" Ratios are to the one-read floor (fwd), the NumPy read+write "
+           r"floor and the XLA fresh-output floor (fwd+bwd); peers: speed-up of \texttt{uniform} over them.}",
+           r"\label{tab:bench}",
+           r"\begin{tabular}{llrrrrrrrr}", r"\toprule",
+           r"dtype & shape & fwd ms & $\times$read & fwd+bwd ms & $\times$r+w & $\times$xla-w & "
+           r"optax$/$ours & torch$/$ours & mem$/$logits \\", r"\midrule"]
+    for s in summary:
+        tex.append(f"{latex_escape(s['dtype'])} & {latex_escape(s['shape'].replace('x', '×'))} & "
+                   f"{_ms_cell(s['fwd_ms'])} & {_fixed(s['fwd_x_read'])} & {_ms_cell(s['fb_ms'])} & "
+                   f"{_fixed(s['fb_x_rw'])} & {_fixed(s['fb_x_xlaw'])} & {_fixed(s['optax_speedup'])} & "
+                   f"{_fixed(s['torch_speedup'])} & {_fixed(s['fb_mem'])} \\\\")
+    tex += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+    tex += [r"\begin{table}[t]", r"\centering", r"\scriptsize",
+            r"\caption{Every recipe, forward+backward, median ms (" + latex_escape(doc["machine"]) + r").}",
+            r"\label{tab:bench-recipes}",
+            r"\begin{tabular}{ll" + "r" * (len(names) + 3) + "}", r"\toprule",
+            "dtype & shape & " + " & ".join(latex_escape(n) for n in names) + r" & optax & torch & r+w \\",
+            r"\midrule"]
+    for row in recipes:
+        cells = [_ms_cell(row[(n, MODE)]) for n in names]
+        cells += [_ms_cell(row[("optax", MODE)]), _ms_cell(row[("torch", MODE)]), _ms_cell(row[(FLOOR, "floor")])]
+        tex.append(f"{latex_escape(row['dtype'])} & {latex_escape(row['shape'].replace('x', '×'))} & "
+                   + " & ".join(cells) + r" \\")
+    tex += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+    return "\n".join(tex), "\n".join(md)
+
+
+def write_tables(doc: Mapping, out: str | Path) -> dict[str, Path]:
+    """Write ``<out>/tables/bench.{tex,md}`` (atomically) from a results document."""
+    tex, md = render_tables(doc)
+    paths = {"tex": Path(out) / "tables" / "bench.tex", "md": Path(out) / "tables" / "bench.md"}
+    atomic_write(paths["tex"], tex)
+    atomic_write(paths["md"], md)
+    return paths

@@ -23,21 +23,22 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from lsbench.report import bench as B
-from lsbench.report import figures as F
-from lsbench.report import muller as M
-from lsbench.report import pets as P
-from lsbench.report import proofs as PR
+from lsbench.report import bench as bench_report
+from lsbench.report import figures as figure_files
+from lsbench.report import muller as muller_report
+from lsbench.report import pets as pets_report
+from lsbench.report import proofs as proofs_report
 from lsbench.report.fmt import TeX
 from lsbench.report.results import ResultFile, ResultsError, discover, read_json
-from lsbench.report.tables import REGENERATE, Table, atomic_write, latex_escape, to_latex, to_markdown
+from lsbench.report.tables import (REGENERATE, Table, atomic_write, latex_escape, placeholder, to_latex,
+                                   to_markdown)
 
 #: The tables main.tex inputs (every one always exists after a run: real or placeholder).
 TABLES = ("catalogue", "verification", "findings", "proofs", "throughput", "pets-frozen", "pets-fastai",
           "muller-calibration", "muller-distillation", "muller-representations", "muller-verdicts")
 #: The figure snippets main.tex inputs.
 FIGURES = ("throughput", "reliability-frozen", "ece-error-frozen", "reliability-fastai", "ece-error-fastai",
-           M.FIGURE)
+           muller_report.FIGURE)
 
 
 @dataclasses.dataclass
@@ -58,10 +59,11 @@ class _Gen:
         self.log = log
         self.out = Outcome()
         # every macro main.tex uses exists even when its results are missing or malformed
-        self.macros: dict[str, Any] = {**PR.cert_macros(None), **B.bench_macros(None), **P.anchor_macros(),
-                                       **M.muller_macros({})}
-        for profile in P.PROFILES:
-            self.macros.update(P.pets_macros(None, profile))
+        self.macros: dict[str, Any] = {**proofs_report.cert_macros(None), **bench_report.bench_macros(None),
+                                       **pets_report.anchor_macros(),
+                                       **muller_report.muller_macros({})}
+        for profile in pets_report.PROFILES:
+            self.macros.update(pets_report.pets_macros(None, profile))
         self.macro_sources: list[tuple[str, str]] = []
 
     # -- loading
@@ -99,19 +101,19 @@ class _Gen:
     def figure(self, name: str, made, sources, command: str, missing_why: str = "not yet recorded") -> None:
         snippet_path = self.figures_dir / f"{name}.tex"
         if made is None:
-            atomic_write(snippet_path, F.placeholder_snippet(name, _FIG_TITLES.get(name, name), command,
+            atomic_write(snippet_path, figure_files.placeholder_snippet(name, _FIG_TITLES.get(name, name), command,
                                                              missing_why))
             self.out.written.append(snippet_path)
             self.out.placeholders.append(f"figures/{name}")
             return
         draw, caption = made
         if self.figures:
-            pdf, png, width = F.render(draw)
-            self.out.written += F.write_images(self.figures_dir, name, pdf, png)
+            pdf, png, width = figure_files.render(draw)
+            self.out.written += figure_files.write_images(self.figures_dir, name, pdf, png)
         else:  # the snippet must not depend on whether the images were drawn
-            with F.style():
+            with figure_files.style():
                 width = float(draw().get_figwidth())
-        atomic_write(snippet_path, F.snippet(name, caption, sources, width=F.latex_width(width)))
+        atomic_write(snippet_path, figure_files.snippet(name, caption, sources, width=figure_files.latex_width(width)))
         self.out.written.append(snippet_path)
 
     # -- sections
@@ -121,138 +123,144 @@ class _Gen:
             self.log("note: no proofs.json: catalogue without proof status; verification, findings and "
                      "proofs tables are placeholders (run python -m lsbench verify)")
         else:
-            cert, err = self.load(self.results.proofs, PR.parse_certificate)
+            cert, err = self.load(self.results.proofs, proofs_report.parse_certificate)
             if err is not None:
                 self.keep(["tables/catalogue", "tables/verification", "tables/findings", "tables/proofs"], err)
                 self._ensure_placeholders(["catalogue", "verification", "findings", "proofs"])
                 return
             try:
-                tex, md = PR.every_theorem(cert)
+                tex, md = proofs_report.every_theorem(cert)
             except ResultsError as exc:
                 self.out.errors.append(exc)
                 self.log(f"error: {exc}")
                 self.keep(["tables/catalogue", "tables/verification", "tables/findings", "tables/proofs"], exc)
                 return
-        self.table(PR.catalogue_table(cert))
-        self.table(PR.verification_table(cert), placeholder=cert is None)
-        self.table(PR.findings_table(cert), placeholder=cert is None)
+        self.table(proofs_report.catalogue_table(cert))
+        self.table(proofs_report.verification_table(cert), placeholder=cert is None)
+        self.table(proofs_report.findings_table(cert), placeholder=cert is None)
         if cert is None:
-            self.raw_table("proofs", PR.PROOFS_PLACEHOLDER_TEX, PR.PROOFS_PLACEHOLDER_MD, placeholder=True)
+            self.raw_table("proofs", proofs_report.PROOFS_PLACEHOLDER_TEX, proofs_report.PROOFS_PLACEHOLDER_MD,
+                           placeholder=True)
         else:
             self.raw_table("proofs", tex, md)
             self.macro_sources.append(cert.file.source)
-        self.macros.update(PR.cert_macros(cert))
+        self.macros.update(proofs_report.cert_macros(cert))
 
     def bench(self) -> None:
         paths = self.results.bench
         if not paths:
             self.log("note: no bench-*.json: throughput table and figure are placeholders "
-                     f"(run {B.COMMAND})")
-            self.table(B.throughput_placeholder(), placeholder=True)
-            self.figure("throughput", None, (), B.COMMAND)
-            self.macros.update(B.bench_macros(None))
+                     f"(run {bench_report.COMMAND})")
+            self.table(bench_report.throughput_placeholder(), placeholder=True)
+            self.figure("throughput", None, (), bench_report.COMMAND)
+            self.macros.update(bench_report.bench_macros(None))
             return
         benches, bad = [], None
         for machine, path in paths.items():
-            b, err = self.load(path, lambda rf, m=machine: B.parse_bench(rf, m))
+            b, err = self.load(path, lambda rf, m=machine: bench_report.parse_bench(rf, m))
             bad = bad or err
             if b is not None:
                 benches.append(b)
         if bad is not None:
             self.keep(["tables/throughput", "figures/throughput"], bad)
-            self._ensure_placeholders(["throughput"], figures=["throughput"], command=B.COMMAND)
+            self._ensure_placeholders(["throughput"], figures=["throughput"], command=bench_report.COMMAND)
             return
         benches.sort(key=lambda b: b.machine)
-        tables = [t for b in benches for t in B.machine_tables(b)]
+        tables = [t for b in benches for t in bench_report.machine_tables(b)]
         for t in tables:
             self.table(t)
-        tex, md = B.gather(tables)
+        tex, md = bench_report.gather(tables)
         self.raw_table("throughput", tex, md)
-        self.figure("throughput", B.throughput_figure(benches), [b.file.source for b in benches], B.COMMAND)
-        self.macros.update(B.bench_macros(benches))
+        self.figure("throughput", bench_report.throughput_figure(benches), [b.file.source for b in benches],
+                    bench_report.COMMAND)
+        self.macros.update(bench_report.bench_macros(benches))
         self.macro_sources += [b.file.source for b in benches]
 
     def pets(self) -> None:
-        profiles = list(P.PROFILES) + [p for p in self.results.pets if p not in P.PROFILES]
-        self.macros.update(P.anchor_macros())
+        profiles = list(pets_report.PROFILES) + [p for p in self.results.pets if p not in pets_report.PROFILES]
+        self.macros.update(pets_report.anchor_macros())
         for profile in profiles:
             names = [f"pets-{profile}", f"reliability-{profile}", f"ece-error-{profile}"]
             path = self.results.pets.get(profile)
             if path is None:
                 self.log(f"note: no pets-{profile}.json: its table and figures are placeholders "
-                         f"(run {P.COMMAND} --profile {profile})")
-                self.table(P.pets_placeholder(profile), placeholder=True)
+                         f"(run {pets_report.COMMAND} --profile {profile})")
+                self.table(pets_report.pets_placeholder(profile), placeholder=True)
                 for fig in names[1:]:
-                    self.figure(fig, None, (), f"{P.COMMAND} --profile {profile}")
-                self.macros.update(P.pets_macros(None, profile))
+                    self.figure(fig, None, (), f"{pets_report.COMMAND} --profile {profile}")
+                self.macros.update(pets_report.pets_macros(None, profile))
                 continue
-            p, err = self.load(path, lambda rf, pr=profile: P.parse_pets(rf, pr))
+            p, err = self.load(path, lambda rf, pr=profile: pets_report.parse_pets(rf, pr))
             if err is not None:
                 self.keep([f"tables/{names[0]}", f"figures/{names[1]}", f"figures/{names[2]}"], err)
-                self._ensure_placeholders([names[0]], figures=names[1:], command=P.COMMAND)
+                self._ensure_placeholders([names[0]], figures=names[1:], command=pets_report.COMMAND)
                 continue
-            self.table(P.pets_table(p))
+            self.table(pets_report.pets_table(p))
             src = [p.file.source]
-            self.figure(names[1], P.reliability_figure(p), src, P.COMMAND, "with no reliability bins recorded")
-            self.figure(names[2], P.ece_error_figure(p), src, P.COMMAND, "with no error/ECE recorded")
-            self.macros.update(P.pets_macros(p, profile))
+            self.figure(names[1], pets_report.reliability_figure(p), src, pets_report.COMMAND,
+                        "with no reliability bins recorded")
+            self.figure(names[2], pets_report.ece_error_figure(p), src, pets_report.COMMAND,
+                        "with no error/ECE recorded")
+            self.macros.update(pets_report.pets_macros(p, profile))
             self.macro_sources += src
 
     def muller(self) -> None:
-        parsed: dict[str, M.Muller] = {}
+        parsed: dict[str, muller_report.Muller] = {}
         bad = None
-        builders = {"calibration": M.calibration_table, "distillation": M.distillation_table,
-                    "representations": M.representations_table}
-        for exp in M.EXPERIMENTS:
+        builders = {"calibration": muller_report.calibration_table, "distillation": muller_report.distillation_table,
+                    "representations": muller_report.representations_table}
+        for exp in muller_report.EXPERIMENTS:
             path = self.results.muller.get(exp)
             if path is None:
-                self.log(f"note: no muller-{exp}.json: its table is a placeholder (run {M.COMMAND})")
-                self.table(M.muller_placeholder(exp), placeholder=True)
+                self.log(f"note: no muller-{exp}.json: its table is a placeholder (run {muller_report.COMMAND})")
+                self.table(muller_report.muller_placeholder(exp), placeholder=True)
                 if exp == "representations":
-                    self.figure(M.FIGURE, None, (), M.COMMAND)
+                    self.figure(muller_report.FIGURE, None, (), muller_report.COMMAND)
                 continue
-            m, err = self.load(path, lambda rf, e=exp: M.parse_muller(rf, e))
+            m, err = self.load(path, lambda rf, e=exp: muller_report.parse_muller(rf, e))
             if err is not None:
                 bad = bad or err
-                kept = [f"tables/muller-{exp}"] + ([f"figures/{M.FIGURE}"] if exp == "representations" else [])
+                figure = [f"figures/{muller_report.FIGURE}"] if exp == "representations" else []
+                kept = [f"tables/muller-{exp}"] + figure
                 self.keep(kept, err)
-                self._ensure_placeholders([f"muller-{exp}"], command=M.COMMAND,
-                                          figures=[M.FIGURE] if exp == "representations" else [])
+                self._ensure_placeholders([f"muller-{exp}"], command=muller_report.COMMAND,
+                                          figures=[muller_report.FIGURE] if exp == "representations" else [])
                 continue
             parsed[exp] = m
             self.table(builders[exp](m))
             self.macro_sources.append(m.file.source)
             if exp == "representations":
                 self._muller_figure(m)
-        for other in sorted(set(self.results.muller) - set(M.EXPERIMENTS)):
+        for other in sorted(set(self.results.muller) - set(muller_report.EXPERIMENTS)):
             self.log(f"note: {self.results.muller[other].name}: not a known Müller experiment; ignored")
         if bad is not None:
             self.keep(["tables/muller-verdicts"], bad)
-            self._ensure_placeholders(["muller-verdicts"], command=M.COMMAND)
+            self._ensure_placeholders(["muller-verdicts"], command=muller_report.COMMAND)
         elif parsed:
-            self.table(M.verdicts_table(parsed))
+            self.table(muller_report.verdicts_table(parsed))
         else:
-            self.table(M.muller_placeholder("verdicts"), placeholder=True)
+            self.table(muller_report.muller_placeholder("verdicts"), placeholder=True)
         if bad is None:
-            self.macros.update(M.muller_macros(parsed))
+            self.macros.update(muller_report.muller_macros(parsed))
 
-    def _muller_figure(self, m: M.Muller) -> None:
-        snippet_path = self.figures_dir / f"{M.FIGURE}.tex"
+    def _muller_figure(self, m: muller_report.Muller) -> None:
+        snippet_path = self.figures_dir / f"{muller_report.FIGURE}.tex"
         try:
-            panels = M.figure_panels(m)
+            panels = muller_report.figure_panels(m)
         except ResultsError as exc:
             self.out.errors.append(exc)
             self.log(f"error: {exc}")
-            self.keep([f"figures/{M.FIGURE}"], exc)
-            self._ensure_placeholders([], figures=[M.FIGURE], command=M.COMMAND)
+            self.keep([f"figures/{muller_report.FIGURE}"], exc)
+            self._ensure_placeholders([], figures=[muller_report.FIGURE], command=muller_report.COMMAND)
             return
         if not panels:
-            self.figure(M.FIGURE, None, (), M.COMMAND, "with no projection recorded")
+            self.figure(muller_report.FIGURE, None, (), muller_report.COMMAND, "with no projection recorded")
             return
         if self.figures:
-            self.out.written += M.render_representations(m, self.figures_dir)
-        atomic_write(snippet_path, F.snippet(M.FIGURE, M.REPRESENTATIONS_CAPTION, [m.file.source],
-                                             command=f"{REGENERATE} (drawn by {M.COMMAND}'s renderer)"))
+            self.out.written += muller_report.render_representations(m, self.figures_dir)
+        atomic_write(snippet_path, figure_files.snippet(muller_report.FIGURE, muller_report.REPRESENTATIONS_CAPTION,
+                                                        [m.file.source],
+                                             command=f"{REGENERATE} (drawn by {muller_report.COMMAND}'s renderer)"))
         self.out.written.append(snippet_path)
 
     def _ensure_placeholders(self, tables, figures=(), command: str = REGENERATE) -> None:
@@ -260,10 +268,11 @@ class _Gen:
         for name in tables:
             if not (self.tables_dir / f"{name}.tex").exists():
                 if name == "proofs":
-                    self.raw_table("proofs", PR.PROOFS_PLACEHOLDER_TEX, PR.PROOFS_PLACEHOLDER_MD, placeholder=True)
+                    self.raw_table("proofs", proofs_report.PROOFS_PLACEHOLDER_TEX,
+                                   proofs_report.PROOFS_PLACEHOLDER_MD, placeholder=True)
                     continue
                 cols = ("status",)
-                t = PR.placeholder(name, name, cols, command, why="its results file is malformed")
+                t = placeholder(name, name, cols, command, why="its results file is malformed")
                 self.table(t, placeholder=True)
         for name in figures:
             if not (self.figures_dir / f"{name}.tex").exists():
@@ -311,7 +320,7 @@ _FIG_TITLES = {
     "reliability-fastai": "Reliability diagrams on Pets (profile fastai), per recipe.",
     "ece-error-frozen": "ECE against error per recipe on Pets (profile frozen).",
     "ece-error-fastai": "ECE against error per recipe on Pets (profile fastai).",
-    M.FIGURE: "Müller et al. (2019) Figure 1 reproduced: penultimate-layer activations projected onto the "
+    muller_report.FIGURE: "Müller et al. (2019) Figure 1 reproduced: penultimate-layer activations projected onto the "
               "plane of three class templates.",
 }
 

@@ -52,22 +52,6 @@ def thousands(n) -> str:
     return f"{int(n):,}"
 
 
-def si_bytes(n) -> str:
-    """Bytes in binary units with 3 significant figures: ``12.0 MiB``."""
-    if n is None:
-        return DASH
-    v = float(n)
-    if math.isnan(v):
-        return "NaN"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(v) < 1024 or unit == "TiB":
-            break
-        v /= 1024
-    if unit == "B":
-        return f"{int(round(v))} B"
-    return f"{_sig3(v)} {unit}"
-
-
 def _sig3(x: float) -> str:
     """Three significant figures, trailing zeros kept: 84.0, 544, 2.07."""
     return f"{x:#.3g}".rstrip(".")

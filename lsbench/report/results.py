@@ -21,11 +21,11 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator, Mapping
 
 from lsbench.report.tables import short_hash
 
-__all__ = ["ResultsError", "ResultFile", "Results", "discover", "read_json", "need"]
+__all__ = ["ResultsError", "ResultFile", "Results", "discover", "read_json", "need", "objects", "check_schema"]
 
 PROOFS_SCHEMA = "lsbench.proofs/1"
 PETS_SCHEMA = "lsbench/pets-results/1"
@@ -151,6 +151,16 @@ def need(rf: ResultFile, obj: Any, key: str | int, kind: Any = None, where: str 
             label = _TYPES.get(kind, getattr(kind, "__name__", str(kind)))
             raise ResultsError(rf.path, f"{where}.{key}: expected {label}, found {type(value).__name__}")
     return value
+
+
+def objects(rf: ResultFile, items: list, name: str) -> Iterator[tuple[str, Mapping]]:
+    """``(where, item)`` for each item of the JSON list ``name`` (``where`` is ``"name[i]"``), each checked
+    to be an object; raises :class:`ResultsError` naming the first that is not."""
+    for i, item in enumerate(items):
+        where = f"{name}[{i}]"
+        if not isinstance(item, Mapping):
+            raise ResultsError(rf.path, f"{where}: expected an object, found {type(item).__name__}")
+        yield where, item
 
 
 def check_schema(rf: ResultFile, expected: str | Iterable[str]) -> str:

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from lsbench.provenance import atomic_write_bytes
+from lsbench.report.fmt import NOT_RECORDED
 
 REGENERATE = "python -m lsbench paper"
 
@@ -36,6 +37,22 @@ class Table:
     def provenance(self) -> str:
         src = ", ".join(f"{name} @ {digest}" for name, digest in self.sources) or "lsbench source only"
         return f"Regenerate: {REGENERATE}. From: {src}."
+
+
+def results_table(name: str, caption: str, columns: tuple[str, ...], rows, sources, notes=(),
+                  label_columns: int = 1) -> Table:
+    """A table of results: ``label_columns`` left-aligned label columns, then right-aligned numbers;
+    scaled down only when wider than the line, notes set ragged-right."""
+    return Table(name=name, caption=caption, columns=tuple(columns), rows=tuple(rows), sources=tuple(sources),
+                 align="l" * label_columns + "r" * (len(columns) - label_columns), notes=tuple(notes),
+                 shrink_only=True, ragged_notes=True)
+
+
+def placeholder(name: str, caption: str, columns, command: str, why: str = "") -> Table:
+    """A table with one row saying what is missing and the command that records it."""
+    cells = [NOT_RECORDED + (f" ({why})" if why else "") + f": run {command}"] + [""] * (len(columns) - 1)
+    return Table(name=name, caption=caption + " " + NOT_RECORDED.capitalize() + ".",
+                 columns=tuple(columns), rows=(tuple(cells),), shrink_only=True, ragged_notes=True)
 
 
 def short_hash(path: Path) -> str:
@@ -145,10 +162,3 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     """Write text (UTF-8) or bytes atomically; see :func:`lsbench.provenance.atomic_write_bytes`."""
     atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
 
-
-def write_table(table: Table, out_dir: Path) -> list[Path]:
-    out_dir = Path(out_dir)
-    paths = [out_dir / f"{table.name}.tex", out_dir / f"{table.name}.md"]
-    atomic_write(paths[0], to_latex(table))
-    atomic_write(paths[1], to_markdown(table))
-    return paths

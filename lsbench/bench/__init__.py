@@ -1,0 +1,135 @@
+r"""The benchmark: cases, timing, memory and the results JSON (rendering lives in :mod:`lsbench.report.bench`).
+
+Used by ``python -m lsbench bench`` (:mod:`lsbench.commands.bench`) and by the
+pytest-benchmark files under ``benchmarks/`` (which time the same callables
+with pytest-benchmark instead of :func:`~lsbench.bench.measure.time_callable`).
+
+What is measured
+================
+
+Every case is one callable on inputs built once per ``(shape, dtype)`` group
+(logits ``N(0, 2²)``, uniform integer labels, ε = 0.1):
+
+* **recipes** (``impl="lsbench"``): ``jax.jit`` of ``RECIPES[name].loss``
+  (``fwd``) or of ``jax.value_and_grad`` of it (``fwd+bwd``), for every recipe;
+  ``tf_onehot`` gets a one-hot label matrix, ``distillation`` teacher logits;
+* **chunked** (``impl="lsbench-chunked"``, name ``chunked[uniform]``):
+  :func:`lsbench.losses.chunked.loss` with ``chunk_size`` classes per block;
+* **donated** (mode ``fwd+bwd:donated``, ``uniform`` and ``chunked[uniform]``):
+  ``jax.jit(value_and_grad(...), donate_argnums=0)``, a fresh copy of the
+  logits per round (made outside the timed region), as in a training step where
+  the logits die at the loss;
+* **peers**: optax (``softmax_cross_entropy(z, smooth_labels(one_hot(y), ε))``,
+  mean, jitted) and PyTorch (``F.cross_entropy(z, y, label_smoothing=ε)``,
+  ``torch.autograd.grad`` for ``fwd+bwd``, ``torch.set_num_threads(cores)``;
+  skipped with a note when torch is not installed);
+* **floors**, same inputs: ``read`` = ``jax.jit(max over the class axis)`` (one
+  read pass), ``read+write`` = ``np.multiply(z, 2, out=buf)`` into a
+  preallocated buffer (bfloat16: ``np.bitwise_xor(u16, 0x8000, out=buf)``, the
+  same bytes, a sign flip), and ``xla-write`` = ``jax.jit(lambda z: z * 2)``,
+  which returns a fresh array: the cost XLA:CPU pays for any ``[.., K]``
+  output, page faults of a new buffer included (informational);
+* **fused linear** (``linear[uniform]`` vs ``linear-unfused[uniform]``, shapes
+  ``N×H×K``): :func:`lsbench.losses.linear.linear_smoothed_cross_entropy`
+  against ``RECIPES["uniform"].loss(hidden @ weight, labels)``, gradients with
+  respect to hidden and weight.
+
+Timing (:func:`~lsbench.bench.measure.time_callable`): one untimed warm-up call after compiling, then
+rounds of one call each (``time.perf_counter`` around the call and
+``block_until_ready``) until at least ``min_rounds`` rounds and ``min_time_s``
+seconds, at most ``max_rounds``. Reported: median, quartiles, IQR, min, mean,
+rounds. Ratios divide a case's median by the median of a reference measured in
+the same group, minutes apart: ``ratios[ref] = t_case / t_ref`` for the floors
+and for the peer of the same mode (``< 1`` = faster than the peer).
+
+Memory ("peak extra memory beyond the inputs"), two measurements:
+
+* ``memory.xla`` (every JAX case): ``jax.jit(f).lower(...).compile().memory_analysis()``
+  of the compiled executable: ``extra_bytes = temp + output − alias`` (the
+  buffers the call allocates: scratch and results not written in place);
+* ``memory.rss`` (selected cases, ``--rss``): a child process builds the
+  inputs, compiles, resets the kernel's peak-RSS mark (``/proc/self/clear_refs``
+  ← ``5``), runs the case once and reports ``VmHWM − VmRSS_before``: the
+  resident memory the call added at its peak, outputs included, allocator
+  effects included. (Where ``clear_refs`` is not writable it falls back to
+  ``ru_maxrss`` after the call minus ``VmRSS`` before, which over-counts
+  compile-time peaks.) Torch is measured this way only.
+
+``extra_ratio = extra_bytes / logits_bytes`` (for linear cases: relative to the
+``[N, K]`` logits the fused path avoids).
+
+Results JSON (``<out>/results/bench-<machine>.json``, schema ``lsbench.bench/1``)
+================================================================================
+
+::
+
+    {
+      "schema": "lsbench.bench/1",
+      "machine": "cpu-amd-epyc-2c",          # cpu-<model>-<cores>c or gpu-<device kind>
+      "created": "2026-11-22T21:40:00Z",     # UTC, ISO 8601
+      "git": {"commit": "<sha or null>", "dirty": bool | null},
+      "environment": {
+        "python": str, "platform": str,
+        "packages": {"jax": str, "jaxlib": str, "optax": str, "numpy": str,
+                     "torch": str | null, "lsbench": str},
+        "jax_backend": "cpu" | "gpu" | ..., "devices": [str, ...],
+        "cpu_model": str, "cores": int, "gpu": str | null,
+        "torch_threads": int | null,
+        "loadavg_start": [1m, 5m, 15m] | null, "loadavg_end": [...] | null,
+        "env": {"XLA_FLAGS": ..., "MALLOC_ARENA_MAX": ..., ...}   # only the variables that are set
+      },
+      "settings": {"quick": bool, "shapes": [[N, K], ...], "linear_shapes": [[N, H, K], ...],
+                   "dtypes": [...], "cases": [pattern, ...] | null, "epsilon": 0.1,
+                   "chunk_size": int, "linear_chunk_size": int, "min_rounds": int,
+                   "max_rounds": int, "min_time_s": float, "rss": "auto" | "all" | "none"},
+      "floors": {"read": str, "read+write": str, "xla-write": str},   # descriptions
+      "results": [
+        {"id": "lsbench:uniform/fwd+bwd/float32/1024x32000",
+         "name": "uniform", "impl": "lsbench" | "lsbench-chunked" | "lsbench-linear" | "unfused"
+                                     | "optax" | "torch" | "floor",
+         "mode": "fwd" | "fwd+bwd" | "fwd+bwd:donated" | "floor",
+         "dtype": "float32" | "bfloat16", "shape": [1024, 32000],
+         "group": "float32/1024x32000",
+         "logits_bytes": int,
+         "status": "ok" | "skipped" | "error", "note": str | null,
+         "compile_s": float | null,
+         "time_s": {"median", "q1", "q3", "iqr", "min", "mean": float, "rounds": int} | null,
+         "ratios": {"read": float, "read+write": float, "xla-write": float,
+                    "optax": float, "torch": float, "unfused": float},   # present keys only
+         "memory": {"xla": {"temp_bytes", "output_bytes", "alias_bytes", "argument_bytes",
+                            "extra_bytes": int, "extra_ratio": float} | null,
+                    "rss": {"extra_bytes": int, "extra_ratio": float, "method": str} | null}},
+        ...
+      ],
+      "targets": [
+        {"name": str, "case": id, "metric": str, "value": float | null,
+         "op": "<=" | ">=", "limit": float, "met": bool | null, "note": str | null}, ...
+      ]
+    }
+
+The package: :mod:`~lsbench.bench.cases` (what is timed and how it is built),
+:mod:`~lsbench.bench.measure` (timing, ratios, targets),
+:mod:`~lsbench.bench.memory` (XLA and RSS memory) and :mod:`~lsbench.bench.run`
+(settings, environment, the results JSON). It measures and writes JSON only;
+every table and figure is rendered from the JSON by :mod:`lsbench.report.bench`
+(``tables/bench.{tex,md}`` by ``python -m lsbench bench``, the paper's
+throughput tables and figure by ``python -m lsbench paper``).
+"""
+
+
+from lsbench.bench.cases import (CHUNK_SIZE, DTYPES, EPSILON, FLOORS, LINEAR_CHUNK_SIZE, LINEAR_SHAPES,
+                                 QUICK_CHUNK_SIZE, QUICK_LINEAR_SHAPES, QUICK_SHAPES, RECIPE_NAMES, SHAPES, Case,
+                                 Inputs, Prepared, Skip, make_cases, parse_shape, prepare, select_cases, shape_str)
+from lsbench.bench.measure import compute_ratios, evaluate_targets, find_result, summarize, time_callable
+from lsbench.bench.memory import (RSS_MIN_BYTES, RSS_NAMES, measure_rss, measure_rss_here, wants_rss,
+                                  xla_memory)
+from lsbench.bench.run import SCHEMA, Settings, environment, machine_id, run_suite, validate, write_results
+
+__all__ = [
+    "CHUNK_SIZE", "DTYPES", "EPSILON", "FLOORS", "LINEAR_CHUNK_SIZE", "LINEAR_SHAPES", "QUICK_CHUNK_SIZE",
+    "QUICK_LINEAR_SHAPES", "QUICK_SHAPES", "RECIPE_NAMES", "RSS_MIN_BYTES", "RSS_NAMES", "SCHEMA", "SHAPES",
+    "Case", "Inputs", "Prepared", "Settings", "Skip", "compute_ratios", "environment", "evaluate_targets",
+    "find_result", "machine_id", "make_cases", "measure_rss", "measure_rss_here", "parse_shape", "prepare",
+    "run_suite", "select_cases", "shape_str", "summarize", "time_callable", "validate", "wants_rss",
+    "write_results", "xla_memory",
+]
