@@ -294,8 +294,6 @@ def bench_macros(benches: Sequence[Bench] | None) -> dict[str, Any]:
 # ``python -m lsbench bench`` writes ``tables/bench.{tex,md}``: every shape's uniform timings against the
 # floors and peers, every recipe's medians, the fused-linear cases and the targets, from the JSON alone.
 
-BENCH_TABLES = ("bench.tex", "bench.md")
-
 
 def _median_ms(r: Mapping | None) -> float | None:
     return None if not r or r["status"] != "ok" else r["time_s"]["median"] * 1e3
