@@ -13,7 +13,10 @@ At the end of a timed run the terminal summary prints each case's median as a
 ratio to the floors and peers of its group (``lsbench.bench.compute_ratios``)
 and the issue's targets (``lsbench.bench.evaluate_targets``); with
 ``--benchmark-json``/``--benchmark-autosave`` the same ratios are added to
-every benchmark's ``extra_info``.
+every benchmark's ``extra_info``. A ``--benchmark-only`` run ends with a short
+summary instead of pytest's list of skipped plain tests: how many cases were
+timed, which peers were installed (PyTorch absent: its cases are skipped) and
+how many plain tests did not run.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import os
 
 import pytest
 
-from lsbench import bench
+from lsbench import bench, provenance
 
 _RESULTS: dict[str, dict] = {}
 
@@ -118,11 +121,45 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
             b["extra_info"]["ratios"] = by_id[case_id]["ratios"]
 
 
+NON_BENCHMARK = "Skipping non-benchmark"  # pytest-benchmark's reason for the plain tests under --benchmark-only
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    return longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+
+
+def _fold_plain_test_skips(tr) -> int:
+    """Take the plain tests (outside benchmarks/) that ``--benchmark-only`` skipped out of the ``-ra``
+    list, whatever their own reason; return how many."""
+    skipped = tr.stats.get("skipped", [])
+    kept = [r for r in skipped if NON_BENCHMARK not in _skip_reason(r)
+            and getattr(r, "nodeid", "").startswith("benchmarks/")]
+    if len(kept) != len(skipped):
+        tr.stats["skipped"] = kept
+    return len(skipped) - len(kept)
+
+
+def _peers_line() -> str:
+    versions = provenance.package_versions(("optax", "torch"))
+    torch_cases = sum(r["impl"] == "torch" for r in _RESULTS.values())
+    torch = (f"PyTorch {versions['torch']}" if versions["torch"] else
+             f"PyTorch ABSENT ({torch_cases} torch cases skipped; pip install -e '.[peers]')")
+    return f"peers: optax {versions['optax']}, {torch}"
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    tr = terminalreporter
+    plain = _fold_plain_test_skips(tr) if config.getoption("benchmark_only", default=False) else 0
     results = [r for r in _ratios() if r["status"] == "ok"]
+    if plain or (_RESULTS and timing_enabled(config)):
+        tr.section("lsbench benchmarks")
+        tr.write_line(f"{len(results)} cases timed ({'full' if full_run(config) else 'quick'} shapes); "
+                      + _peers_line())
+        if plain:
+            tr.write_line(f"{plain} plain tests not run (--benchmark-only); run them with pytest --benchmark-disable")
     if not results or not timing_enabled(config):
         return
-    tr = terminalreporter
     tr.section("lsbench: medians as ratios to the floors and peers of their group")
     keys = ("read", "read+write", "xla-write", "optax", "torch", "unfused")
     tr.write_line(f"{'case':62s} {'median ms':>10s} " + " ".join(f"{k:>10s}" for k in keys))
