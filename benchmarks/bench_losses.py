@@ -1,9 +1,9 @@
 """Throughput and memory of every recipe against optax, PyTorch and the memory floors.
 
-One parametrized test per case of :func:`lsbench.bench.make_cases` (see
+One parametrized test per case of :func:`lsbench.bench.cases.make_cases` (see
 ``benchmarks/conftest.py`` for which shapes run when). Each test
 
-* builds and compiles the case with :func:`lsbench.bench.prepare` (the same
+* builds and compiles the case with :func:`lsbench.bench.cases.prepare` (the same
   callables ``python -m lsbench bench`` times),
 * times one call per round (``block_until_ready`` inside the timed function;
   ``benchmark.pedantic`` with few rounds for logits of 32 MB and more, and for
@@ -14,7 +14,7 @@ One parametrized test per case of :func:`lsbench.bench.make_cases` (see
   the end-of-run summary prints the exact ratios to each floor and peer,
 * records XLA's compiled memory analysis (scratch + output bytes) in
   ``extra_info``, and on full timed runs the peak extra RSS of a child process
-  for the memory cases (``lsbench.bench.wants_rss``).
+  for the memory cases (``lsbench.bench.memory.wants_rss``).
 """
 
 from __future__ import annotations

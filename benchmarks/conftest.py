@@ -10,8 +10,8 @@ variable ``LSBENCH_BENCH_SHAPES=full|quick``; narrow the cases with
 --cases``), e.g. ``LSBENCH_BENCH_CASES='uniform,optax,torch' pytest --benchmark-only``.
 
 At the end of a timed run the terminal summary prints each case's median as a
-ratio to the floors and peers of its group (``lsbench.bench.compute_ratios``)
-and the issue's targets (``lsbench.bench.evaluate_targets``); with
+ratio to the floors and peers of its group (``lsbench.bench.measure.compute_ratios``)
+and the targets (``lsbench.bench.measure.evaluate_targets``); with
 ``--benchmark-json``/``--benchmark-autosave`` the same ratios are added to
 every benchmark's ``extra_info``. A ``--benchmark-only`` run ends with a short
 summary instead of pytest's list of skipped plain tests: how many cases were

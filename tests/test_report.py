@@ -407,6 +407,30 @@ def test_committed_tables_are_what_the_committed_results_give(tmp_path):
                        "run `python -m lsbench paper` and commit paper/tables and paper/figures")
 
 
+def test_committed_bench_tables_are_what_the_committed_bench_results_give():
+    """``tables/bench.{tex,md}`` (written by ``python -m lsbench bench``) from its results file alone."""
+    from lsbench.report.bench import render_tables
+
+    tex_path, md_path = PAPER / "tables" / "bench.tex", PAPER / "tables" / "bench.md"
+    machine = re.search(r"results/bench-(.+)\.json", tex_path.read_text().splitlines()[0]).group(1)
+    doc = json.loads((PAPER / "results" / f"bench-{machine}.json").read_text())
+    tex, md = render_tables(doc)
+    assert tex == tex_path.read_text() and md == md_path.read_text()
+
+
+def test_report_modules_read_results_files_only():
+    """The report's own modules import neither the measuring code nor the experiments nor the commands."""
+    import ast
+
+    upward = ("lsbench.bench", "lsbench.experiments", "lsbench.commands")
+    for name in ("bench", "build", "figures", "fmt", "results", "tables"):
+        tree = ast.parse((REPO / "lsbench" / "report" / f"{name}.py").read_text())
+        imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+        imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        bad = [m for m in imported if m.startswith(upward)]
+        assert not bad, f"lsbench/report/{name}.py imports {bad}"
+
+
 def _prose(tex: str) -> str:
     """main.tex's body with comments, maths and command arguments that are names removed."""
     body = tex.split(r"\begin{document}", 1)[1]
