@@ -116,7 +116,6 @@ every table and figure is rendered from the JSON by :mod:`lsbench.report.bench`
 throughput tables and figure by ``python -m lsbench paper``).
 """
 
-
 from lsbench.bench.cases import (CHUNK_SIZE, DTYPES, EPSILON, FLOORS, LINEAR_CHUNK_SIZE, LINEAR_SHAPES,
                                  QUICK_CHUNK_SIZE, QUICK_LINEAR_SHAPES, QUICK_SHAPES, RECIPE_NAMES, SHAPES, Case,
                                  Inputs, Prepared, Skip, make_cases, parse_shape, prepare, select_cases, shape_str)
