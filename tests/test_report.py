@@ -517,3 +517,27 @@ def test_paper_compiles(generated, tmp_path, with_results):
     log = (paper / "main.log").read_text(errors="replace")
     assert "Citation" not in log or "undefined" not in log, "undefined citations"
     assert not re.search(r"Reference `[^']+' on page \d+ undefined", log), "undefined references"
+
+
+def test_objects_and_members_name_the_first_entry_that_is_not_an_object(tmp_path):
+    from lsbench.report.results import ResultFile, members, objects
+
+    rf = ResultFile(path=tmp_path / "x.json", digest="0" * 12, data={})
+    assert list(objects(rf, [{"a": 1}, {}], "results")) == [("results[0]", {"a": 1}), ("results[1]", {})]
+    with pytest.raises(ResultsError, match=r"x\.json: results\[1\]: expected an object, found int"):
+        list(objects(rf, [{}, 3], "results"))
+    assert list(members(rf, {"ce": {"n": 1}}, "aggregates")) == [("ce", "aggregates.ce", {"n": 1})]
+    with pytest.raises(ResultsError, match=r"aggregates\.ls: expected an object, found list"):
+        list(members(rf, {"ce": {}, "ls": []}, "aggregates"))
+
+
+def test_results_table_and_placeholder():
+    from lsbench.report.tables import placeholder, results_table
+
+    t = results_table("t", "Cap.", ("recipe", "shape", "time", "ratio"), [("u", "2×3", "1 ms", "0.5×")],
+                      [("r.json", "abc")], ["a note"], label_columns=2)
+    assert t.align == "llrr" and t.shrink_only and t.ragged_notes and t.rows == (("u", "2×3", "1 ms", "0.5×"),)
+    assert r"\resizebox{\ifdim\width>\linewidth" in to_latex(t) and "a note" in to_markdown(t)
+    p = placeholder("p", "Cap.", ("a", "b", "c"), "python -m lsbench bench", why="no file")
+    assert p.rows == (("not yet recorded (no file): run python -m lsbench bench", "", ""),)
+    assert p.caption == "Cap. Not yet recorded."

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from lsbench.report.tables import short_hash
 
-__all__ = ["ResultsError", "ResultFile", "Results", "discover", "read_json", "need", "objects", "check_schema"]
+__all__ = ["ResultsError", "ResultFile", "Results", "discover", "read_json", "need", "objects", "members", "check_schema"]
 
 PROOFS_SCHEMA = "lsbench.proofs/1"
 PETS_SCHEMA = "lsbench/pets-results/1"
@@ -161,6 +161,16 @@ def objects(rf: ResultFile, items: list, name: str) -> Iterator[tuple[str, Mappi
         if not isinstance(item, Mapping):
             raise ResultsError(rf.path, f"{where}: expected an object, found {type(item).__name__}")
         yield where, item
+
+
+def members(rf: ResultFile, mapping: Mapping, name: str) -> Iterator[tuple[str, str, Mapping]]:
+    """``(key, where, value)`` for each member of the JSON object ``name`` (``where`` is ``"name.key"``),
+    each value checked to be an object; raises :class:`ResultsError` naming the first that is not."""
+    for key, value in mapping.items():
+        where = f"{name}.{key}"
+        if not isinstance(value, Mapping):
+            raise ResultsError(rf.path, f"{where}: expected an object, found {type(value).__name__}")
+        yield key, where, value
 
 
 def check_schema(rf: ResultFile, expected: str | Iterable[str]) -> str:
