@@ -143,3 +143,158 @@ def test_tables_render_from_the_json_alone(quick_run):
     tex, md = render_tables(roundtrip)
     assert doc["machine"] in md and doc["machine"] in tex
     assert r"2$\times$8$\times$100" in tex
+
+
+def test_quick_run_records_load_spread_and_no_absolute_path(quick_run):
+    _, _, doc = quick_run
+    env = doc["environment"]
+    for key in ("loadavg_start", "loadavg_end"):
+        assert env[key] is None or len(env[key]) == 3
+    assert env["device_platform"] == jax.devices()[0].platform
+    assert env["packages"]["jaxlib"] is not None and "sympy" in env["packages"]
+    assert "XLA_FLAGS" in env["runtime"]
+    s = doc["settings"]
+    assert s["timing"] == "interleaved" and 0 < s["noise_bound"] < 1
+    for r in doc["results"]:
+        if r["status"] == "ok":
+            t = r["time_s"]
+            assert s["min_passes"] <= t["passes"] <= s["max_passes"] and len(t["pass_medians"]) == t["passes"]
+            assert t["spread"] == pytest.approx(bench.relative_spread(t["pass_medians"]))
+            assert r["noisy"] == (t["spread"] > s["noise_bound"])
+    from lsbench import provenance
+    provenance.assert_no_absolute_paths(doc)
+
+
+class _Clock:
+    """A fake clock (``lsbench.bench.measure.timer``) that only the fake cases advance."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def _fake_case(clock, name, order, durations):
+    """A Prepared case that takes ``durations(call_number)`` fake seconds and logs its name per call."""
+    count = [0]
+
+    def run():
+        clock.now += durations(count[0])
+        count[0] += 1
+        order.append(name)
+        return name
+    return bench.Prepared(run=run, setup=tuple)
+
+
+def test_interleaved_passes_alternate_and_stop_at_the_noise_bound(monkeypatch):
+    from lsbench.bench import measure
+
+    clock, order = _Clock(), []
+    monkeypatch.setattr(measure, "timer", clock)
+    steady = _fake_case(clock, "a", order, lambda i: 1e-3)
+    also = _fake_case(clock, "b", order, lambda i: 2e-3)
+    out = bench.time_interleaved({"a": steady, "b": also}, min_rounds=6, max_rounds=2, min_time_s=0.0,
+                                 noise_bound=0.05, min_passes=3, max_passes=10)
+    assert out["a"]["passes"] == 3 and out["a"]["spread"] == pytest.approx(0, abs=1e-9) and not out["a"]["noisy"]
+    assert out["b"]["median"] == pytest.approx(2e-3) and out["a"]["rounds"] == 3 * 2
+    timed = order[4:]  # after two warm-up calls each
+    assert timed == ["a", "a", "b", "b", "b", "b", "a", "a", "a", "a", "b", "b"]  # reversed on odd passes
+
+    # a case whose pass medians keep jumping by 2x is timed to max_passes and flagged
+    clock, order = _Clock(), []
+    monkeypatch.setattr(measure, "timer", clock)
+    jumpy = _fake_case(clock, "j", order, lambda i: 1e-3 if (i // 2) % 2 else 2e-3)
+    calm = _fake_case(clock, "c", order, lambda i: 1e-3)
+    out = bench.time_interleaved({"j": jumpy, "c": calm}, min_rounds=6, max_rounds=2, min_time_s=0.0,
+                                 noise_bound=0.05, min_passes=3, max_passes=6)
+    assert out["j"]["passes"] == 6 and out["j"]["noisy"] and out["j"]["spread"] > 0.05
+    assert out["c"]["passes"] == 6 and not out["c"]["noisy"]  # timed alongside, to the end
+    with pytest.raises(ValueError, match="noise_bound"):
+        bench.time_interleaved({}, noise_bound=5)
+
+
+def test_a_failing_case_is_dropped_and_reported(monkeypatch):
+    def boom():
+        raise RuntimeError("broken case")
+
+    errors = []
+    ok = bench.Prepared(run=lambda: 1, setup=tuple)
+    out = bench.time_interleaved({"bad": bench.Prepared(run=boom, setup=tuple), "ok": ok}, min_rounds=1,
+                                 min_time_s=0.0, min_passes=1, max_passes=1,
+                                 on_error=lambda c, e: errors.append((c, str(e))))
+    assert list(out) == ["ok"] and errors == [("bad", "broken case")]
+
+
+def _bench_args(out, *extra):
+    return ["bench", "--quick", "--no-progress", "--dtypes", "float32", "--rss", "none", "--shapes", "4x10",
+            "--linear-shapes", "none", "--cases", "optax", "--out", str(out), *extra]
+
+
+def test_a_noisy_run_does_not_overwrite_a_recorded_file_unless_accepted(tmp_path, capsys):
+    assert main(_bench_args(tmp_path, "--accept-noisy")) == 0
+    (path,) = (tmp_path / "results").glob("bench-*.json")
+    first = path.read_bytes()
+    # a bound no real timing meets: every case ends noisy
+    assert main(_bench_args(tmp_path, "--noise-bound", "1e-12")) == 1
+    err = capsys.readouterr().err
+    assert f"refusing to overwrite {path}" in err and "--accept-noisy" in err
+    assert path.read_bytes() == first
+    side = json.loads(path.with_name(f".{path.stem}.noisy.json").read_text())
+    assert side["settings"]["noise_bound"] == 1e-12 and all(r["noisy"] for r in side["results"] if "noisy" in r)
+    assert main(_bench_args(tmp_path, "--noise-bound", "1e-12", "--accept-noisy")) == 0
+    assert json.loads(path.read_text())["settings"]["noise_bound"] == 1e-12
+    assert main(_bench_args(tmp_path, "--noise-bound", "2")) == 2
+    assert "noise bound must be a fraction" in capsys.readouterr().err
+
+
+def test_an_unwritable_output_is_refused_before_timing(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory\n")
+    assert main(_bench_args(blocker)) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write to {blocker / 'results'}" in err and "--out" in err
+
+
+def test_a_failed_write_says_so_and_keeps_the_recorded_file(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from lsbench import provenance
+
+    assert main(_bench_args(tmp_path, "--accept-noisy")) == 0
+    (path,) = (tmp_path / "results").glob("bench-*.json")
+    first = path.read_bytes()
+
+    def disk_full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(provenance, "atomic_write_bytes", disk_full)
+    assert main(_bench_args(tmp_path, "--accept-noisy")) == 1
+    err = capsys.readouterr().err
+    assert "could not write the results" in err and "No space left on device" in err
+    assert path.read_bytes() == first
+
+
+def test_recording_into_the_repository_needs_a_clean_tree(tmp_path, capsys, monkeypatch):
+    import subprocess
+
+    from lsbench import provenance
+    from lsbench.commands import bench as bench_command
+
+    if subprocess.run(["git", "--version"], capture_output=True).returncode != 0:
+        pytest.skip("git is not installed")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "code.py").write_text("x = 1\n")
+    subprocess.run([*git, "add", "code.py"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "c"], cwd=tmp_path, check=True)
+    (tmp_path / "code.py").write_text("x = 2\n")
+    monkeypatch.setattr(bench_command, "REPO", tmp_path)
+    monkeypatch.setattr(provenance, "REPO_ROOT", tmp_path)
+    assert main(_bench_args(tmp_path / "paper")) == 2
+    err = capsys.readouterr().err
+    assert "code.py" in err and "commit first" in err and "--allow-dirty" in err
+    assert not (tmp_path / "paper" / "results").exists()
+    assert main(_bench_args(tmp_path / "paper", "--allow-dirty", "--accept-noisy")) == 0
+    (path,) = (tmp_path / "paper" / "results").glob("bench-*.json")
+    assert json.loads(path.read_text())["git"]["dirty"] is True

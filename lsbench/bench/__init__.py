@@ -34,13 +34,23 @@ Every case is one callable on inputs built once per ``(shape, dtype)`` group
   against ``RECIPES["uniform"].loss(hidden @ weight, labels)``, gradients with
   respect to hidden and weight.
 
-Timing (:func:`~lsbench.bench.measure.time_callable`): one untimed warm-up call after compiling, then
-rounds of one call each (``time.perf_counter`` around the call and
-``block_until_ready``) until at least ``min_rounds`` rounds and ``min_time_s``
-seconds, at most ``max_rounds``. Reported: median, quartiles, IQR, min, mean,
-rounds. Ratios divide a case's median by the median of a reference measured in
-the same group, minutes apart: ``ratios[ref] = t_case / t_ref`` for the floors
-and for the peer of the same mode (``< 1`` = faster than the peer).
+Timing (:func:`~lsbench.bench.measure.time_interleaved`): every case of a
+``(dtype, shape)`` group is compiled first; each gets two untimed warm-up
+calls; then the group is timed in *passes*, each pass a few single calls of
+every case (``time.perf_counter`` around the call and ``block_until_ready``;
+the cases in suite order on even passes, reversed on odd ones), so that the
+candidates and their references share whatever load the machine had. After
+``min_passes`` passes (3) it stops when every case's spread -- ``(q3 - q1) /
+median`` of its per-pass medians -- is at most ``noise_bound`` (5 %), else after
+``max_passes`` (10), and the cases still above the bound are flagged
+``"noisy": true``. Each pass gives a case at least ``min_rounds / min_passes``
+calls and about ``min_time_s / min_passes`` seconds, at most ``max_rounds``
+calls. Reported: median, quartiles, IQR, min, mean and number of all calls,
+the spread, the passes and each pass's median. Ratios divide a case's median
+by the median of a reference of the same group, timed in the same passes:
+``ratios[ref] = t_case / t_ref`` for the floors and for the peer of the same
+mode (``< 1`` = faster than the peer). The machine's load average is recorded
+before and after the run.
 
 Memory ("peak extra memory beyond the inputs"), two measurements:
 
@@ -73,15 +83,18 @@ Results JSON (``<out>/results/bench-<machine>.json``, schema ``lsbench.bench/1``
         "packages": {"jax": str, "jaxlib": str, "optax": str, "numpy": str,
                      "torch": str | null, "lsbench": str},
         "jax_backend": "cpu" | "gpu" | ..., "devices": [str, ...],
+        "device_platform": "cpu" | "gpu" | ..., "device_kind": str,        # jax.devices()[0] (new)
         "cpu_model": str, "cores": int, "gpu": str | null,
         "torch_threads": int | null,
         "loadavg_start": [1m, 5m, 15m] | null, "loadavg_end": [...] | null,
-        "env": {"XLA_FLAGS": ..., "MALLOC_ARENA_MAX": ..., ...}   # only the variables that are set
-      },
+        "env": {"XLA_FLAGS": ..., "MALLOC_ARENA_MAX": ..., ...},  # only the variables that are set
+        "runtime": {"XLA_FLAGS": str | null, "JAX_PLATFORMS": ..., "OMP_NUM_THREADS": ..., ...}  # (new)
+      },                                     # no absolute path anywhere (checked before writing)
       "settings": {"quick": bool, "shapes": [[N, K], ...], "linear_shapes": [[N, H, K], ...],
                    "dtypes": [...], "cases": [pattern, ...] | null, "epsilon": 0.1,
                    "chunk_size": int, "linear_chunk_size": int, "min_rounds": int,
-                   "max_rounds": int, "min_time_s": float, "rss": "auto" | "all" | "none"},
+                   "max_rounds": int, "min_time_s": float, "rss": "auto" | "all" | "none",
+                   "timing": "interleaved", "noise_bound": 0.05, "min_passes": 3, "max_passes": 10},
       "floors": {"read": str, "read+write": str, "xla-write": str},   # descriptions
       "results": [
         {"id": "lsbench:uniform/fwd+bwd/float32/1024x32000",
@@ -93,7 +106,9 @@ Results JSON (``<out>/results/bench-<machine>.json``, schema ``lsbench.bench/1``
          "logits_bytes": int,
          "status": "ok" | "skipped" | "error", "note": str | null,
          "compile_s": float | null,
-         "time_s": {"median", "q1", "q3", "iqr", "min", "mean": float, "rounds": int} | null,
+         "time_s": {"median", "q1", "q3", "iqr", "min", "mean": float, "rounds": int,
+                    "spread": float, "passes": int, "pass_medians": [float, ...]} | null,
+         "noisy": bool,                       # spread > noise_bound after max_passes (new)
          "ratios": {"read": float, "read+write": float, "xla-write": float,
                     "optax": float, "torch": float, "unfused": float},   # present keys only
          "memory": {"xla": {"temp_bytes", "output_bytes", "alias_bytes", "argument_bytes",
@@ -119,16 +134,18 @@ throughput tables and figure by ``python -m lsbench paper``).
 from lsbench.bench.cases import (CHUNK_SIZE, DTYPES, EPSILON, FLOORS, LINEAR_CHUNK_SIZE, LINEAR_SHAPES,
                                  QUICK_CHUNK_SIZE, QUICK_LINEAR_SHAPES, QUICK_SHAPES, RECIPE_NAMES, SHAPES, Case,
                                  Inputs, Prepared, Skip, make_cases, parse_shape, prepare, select_cases, shape_str)
-from lsbench.bench.measure import compute_ratios, evaluate_targets, find_result, summarize, time_callable
+from lsbench.bench.measure import (compute_ratios, evaluate_targets, find_result, relative_spread, summarize,
+                                   time_callable, time_interleaved)
 from lsbench.bench.memory import (RSS_MIN_BYTES, RSS_NAMES, measure_rss, measure_rss_here, wants_rss,
                                   xla_memory)
-from lsbench.bench.run import SCHEMA, Settings, environment, machine_id, run_suite, validate, write_results
+from lsbench.bench.run import (SCHEMA, Settings, environment, machine_id, noisy_cases, results_path, run_suite,
+                               validate, write_results)
 
 __all__ = [
     "CHUNK_SIZE", "DTYPES", "EPSILON", "FLOORS", "LINEAR_CHUNK_SIZE", "LINEAR_SHAPES", "QUICK_CHUNK_SIZE",
     "QUICK_LINEAR_SHAPES", "QUICK_SHAPES", "RECIPE_NAMES", "RSS_MIN_BYTES", "RSS_NAMES", "SCHEMA", "SHAPES",
     "Case", "Inputs", "Prepared", "Settings", "Skip", "compute_ratios", "environment", "evaluate_targets",
-    "find_result", "machine_id", "make_cases", "measure_rss", "measure_rss_here", "parse_shape", "prepare",
-    "run_suite", "select_cases", "shape_str", "summarize", "time_callable", "validate", "wants_rss",
-    "write_results", "xla_memory",
+    "find_result", "machine_id", "make_cases", "measure_rss", "measure_rss_here", "noisy_cases", "parse_shape",
+    "prepare", "relative_spread", "results_path", "run_suite", "select_cases", "shape_str", "summarize",
+    "time_callable", "time_interleaved", "validate", "wants_rss", "write_results", "xla_memory",
 ]

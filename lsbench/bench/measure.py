@@ -1,7 +1,13 @@
 """Timing and what the results say: medians of single calls, ratios to references, targets.
 
-:func:`time_callable` times a :class:`~lsbench.bench.cases.Prepared` case (one
-untimed warm-up, then rounds of one call each); :func:`compute_ratios` divides
+:func:`time_interleaved` times the cases of one ``(dtype, shape)`` group side
+by side: passes over all of them (alternating the order), each pass a few
+single calls per case, until the relative spread of every case's per-pass
+medians is within a bound (or a maximum number of passes, when the case is
+flagged noisy), so that a burst of load hits every candidate alike rather than
+whichever ran at the time. :func:`time_callable` times one
+:class:`~lsbench.bench.cases.Prepared` case alone (one untimed warm-up, then
+rounds of one call each); :func:`compute_ratios` divides
 each median by the floors and peers of its group; :func:`evaluate_targets`
 checks the issue's targets against the results. All three work on the result
 records of the results JSON (see :mod:`lsbench.bench`), so the pytest-benchmark
@@ -10,13 +16,17 @@ suite under ``benchmarks/`` reuses them on its own timings.
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from lsbench.bench.cases import DTYPES, FLOORS, Prepared
 from lsbench.bench.memory import RSS_MIN_BYTES
+
+#: The clock of every timed call (a module attribute, so a test can put a fake clock in its place).
+timer = time.perf_counter
 
 
 def summarize(times: Sequence[float]) -> dict:
@@ -27,23 +37,91 @@ def summarize(times: Sequence[float]) -> dict:
             "min": float(t.min()), "mean": float(t.mean()), "rounds": int(t.size)}
 
 
+def _one_call(prep: Prepared) -> float:
+    args = prep.setup()
+    t0 = timer()
+    out = prep.sync(prep.run(*args))
+    dt = timer() - t0
+    del out, args
+    return dt
+
+
 def time_callable(prep: Prepared, *, min_rounds: int = 5, max_rounds: int = 50, min_time_s: float = 0.5,
                   warmup: int = 1) -> dict:
-    """Median/IQR of single calls (the setup of each round is not timed)."""
+    """Median/IQR of single calls of one case alone (the setup of each round is not timed)."""
     for _ in range(warmup):
-        out = prep.sync(prep.run(*prep.setup()))
-        del out
+        _one_call(prep)
     times: list[float] = []
-    spent = 0.0
-    while len(times) < max_rounds and (len(times) < min_rounds or spent < min_time_s):
-        args = prep.setup()
-        t0 = time.perf_counter()
-        out = prep.sync(prep.run(*args))
-        dt = time.perf_counter() - t0
-        del out, args
-        times.append(dt)
-        spent += dt
+    while len(times) < max_rounds and (len(times) < min_rounds or sum(times) < min_time_s):
+        times.append(_one_call(prep))
     return summarize(times)
+
+
+def relative_spread(medians: Sequence[float]) -> float:
+    """``(q3 - q1) / median`` of per-pass medians: robust to one disturbed pass, 0 for a single pass."""
+    if len(medians) < 2:
+        return 0.0
+    q1, med, q3 = np.percentile(np.asarray(medians, dtype=np.float64), [25, 50, 75])
+    return float((q3 - q1) / med) if med > 0 else 0.0
+
+
+def time_interleaved(preps: Mapping[str, Prepared], *, min_rounds: int = 5, max_rounds: int = 50,
+                     min_time_s: float = 0.5, noise_bound: float = 0.05, min_passes: int = 3,
+                     max_passes: int = 10, on_error: Callable[[str, Exception], None] | None = None) -> dict:
+    """``{case id: time_s record}`` of cases timed in interleaved passes (see the module docstring).
+
+    Each case gets two untimed warm-up calls, then per pass
+    ``max(ceil(min_rounds / min_passes), ceil(min_time_s / min_passes / t_warm-up))`` single calls (at
+    most ``max_rounds``), cases in list order on even passes and reversed on odd ones. After
+    ``min_passes`` passes it stops as soon as every case's :func:`relative_spread` of its per-pass
+    medians is ``<= noise_bound``, else after ``max_passes``. The record is :func:`summarize` of all
+    of a case's calls plus ``spread``, ``passes``, ``pass_medians`` and ``noisy`` (spread above the
+    bound). A case that raises is dropped and reported to ``on_error`` (else the error propagates).
+    """
+    if not 0 < noise_bound < 1:
+        raise ValueError(f"noise_bound must be a fraction in (0, 1), got {noise_bound!r}")
+    if not 1 <= min_passes <= max_passes:
+        raise ValueError(f"need 1 <= min_passes <= max_passes, got {min_passes} and {max_passes}")
+    live: dict[str, Prepared] = {}
+    calls: dict[str, int] = {}
+
+    def failed(case_id, exc):
+        live.pop(case_id, None)
+        if on_error is None:
+            raise exc
+        on_error(case_id, exc)
+
+    per_pass_time = min_time_s / min_passes
+    for case_id, prep in preps.items():
+        try:
+            _one_call(prep)  # the first call may still pay one-off costs: estimate from the second
+            warm = _one_call(prep)
+        except Exception as exc:  # noqa: BLE001 - reported per case
+            failed(case_id, exc)
+            continue
+        live[case_id] = prep
+        want = math.ceil(per_pass_time / warm) if warm > 0 else max_rounds
+        calls[case_id] = max(1, min(max_rounds, max(math.ceil(min_rounds / min_passes), want)))
+    times: dict[str, list[float]] = {c: [] for c in live}
+    medians: dict[str, list[float]] = {c: [] for c in live}
+    for done in range(max_passes):
+        order = list(live) if done % 2 == 0 else list(reversed(live))
+        for case_id in order:
+            try:
+                ts = [_one_call(live[case_id]) for _ in range(calls[case_id])]
+            except Exception as exc:  # noqa: BLE001
+                failed(case_id, exc)
+                continue
+            times[case_id] += ts
+            medians[case_id].append(float(np.median(ts)))
+        if done + 1 >= min_passes and all(relative_spread(medians[c]) <= noise_bound for c in live):
+            break
+    out = {}
+    for case_id in live:
+        spread = relative_spread(medians[case_id])
+        out[case_id] = {**summarize(times[case_id]), "spread": spread, "passes": len(medians[case_id]),
+                        "pass_medians": medians[case_id], "noisy": spread > noise_bound}
+    return out
 
 
 def compute_ratios(results: list[dict]) -> None:

@@ -23,7 +23,7 @@ from lsbench import provenance
 from lsbench.bench.cases import (CHUNK_SIZE, DTYPES, EPSILON, FLOORS, LINEAR_CHUNK_SIZE, LINEAR_SHAPES,
                                  QUICK_CHUNK_SIZE, QUICK_LINEAR_SHAPES, QUICK_SHAPES, SHAPES, Inputs, Skip,
                                  make_cases, prepare, select_cases)
-from lsbench.bench.measure import compute_ratios, evaluate_targets, time_callable
+from lsbench.bench.measure import compute_ratios, evaluate_targets, time_interleaved
 from lsbench.bench.memory import measure_rss, wants_rss, xla_memory
 
 SCHEMA = "lsbench.bench/1"
@@ -51,8 +51,9 @@ def machine_id() -> str:
 
 
 def git_record() -> dict:
-    """``{"commit", "dirty"}`` of the checkout (:func:`lsbench.provenance.git_info`'s definition of dirty)."""
-    info = provenance.git_info()
+    """``{"commit", "dirty"}`` of the checkout (:func:`lsbench.provenance.git_info`'s definition of dirty;
+    the generated outputs, :data:`lsbench.provenance.OUTPUT_PATHS`, do not count)."""
+    info = provenance.git_info(ignore=provenance.OUTPUT_PATHS)
     return {"commit": info["commit"], "dirty": info["dirty"]}
 
 
@@ -60,22 +61,25 @@ def environment() -> dict:
     """The ``environment`` record of the results JSON (see :mod:`lsbench.bench`)."""
     import jax
 
-    devices = [str(d) for d in jax.devices()]
+    devices = jax.devices()
     backend = jax.default_backend()
-    packages = provenance.package_versions(("jax", "jaxlib", "optax", "numpy", "torch", "lsbench"))
+    packages = provenance.package_versions((*provenance.NUMERIC_PACKAGES, "torch"))
     cores = provenance.usable_cores()
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": packages,
         "jax_backend": backend,
-        "devices": devices,
+        "device_platform": devices[0].platform,
+        "device_kind": devices[0].device_kind,
+        "devices": [str(d) for d in devices],
         "cpu_model": cpu_model(),
         "cores": cores,
-        "gpu": jax.devices()[0].device_kind if backend in ("gpu", "cuda", "rocm") else None,
+        "gpu": devices[0].device_kind if backend in ("gpu", "cuda", "rocm") else None,
         "torch_threads": cores if packages["torch"] else None,
         "loadavg_start": provenance.load_average(),
-        "env": {k: os.environ[k] for k in sorted(os.environ) if k.startswith(ENV_PREFIXES)},
+        "env": {k: provenance.portable_text(os.environ[k]) for k in sorted(os.environ) if k.startswith(ENV_PREFIXES)},
+        "runtime": provenance.runtime_env(),
     }
 
 
@@ -88,10 +92,13 @@ class Settings:
     linear_shapes: tuple = LINEAR_SHAPES
     dtypes: tuple = DTYPES
     cases: tuple | None = None
-    min_rounds: int = 5
-    max_rounds: int = 50
-    min_time_s: float = 0.5
+    min_rounds: int = 5      # timed calls per case, at least (over all passes)
+    max_rounds: int = 50     # timed calls per case and pass, at most
+    min_time_s: float = 0.5  # seconds of timed calls per case over the first min_passes passes, about
     rss: str = "auto"
+    noise_bound: float = 0.05  # relative spread (IQR / median) of per-pass medians that ends the passes
+    min_passes: int = 3
+    max_passes: int = 10       # then a case still above the bound is flagged noisy
     chunk_size: int = CHUNK_SIZE
     linear_chunk_size: int = LINEAR_CHUNK_SIZE
 
@@ -101,6 +108,7 @@ class Settings:
         if quick:
             base.shapes, base.linear_shapes = QUICK_SHAPES, QUICK_LINEAR_SHAPES
             base.min_rounds, base.max_rounds, base.min_time_s = 2, 5, 0.0
+            base.min_passes, base.max_passes = 2, 3
             base.chunk_size = base.linear_chunk_size = QUICK_CHUNK_SIZE
         if shapes is not None:
             base.shapes = tuple(tuple(s) for s in shapes)
@@ -118,51 +126,90 @@ class Settings:
         for k, v in kw.items():
             if v is not None:
                 setattr(base, k, v)
+        if not 0 < base.noise_bound < 1:
+            raise ValueError(f"noise bound must be a fraction in (0, 1), e.g. 0.05, got {base.noise_bound!r}")
+        if base.max_passes < 1:
+            raise ValueError(f"max passes must be at least 1, got {base.max_passes!r}")
+        base.min_passes = min(base.min_passes, base.max_passes)
         return base
 
 
+def _record(case) -> dict:
+    return {"id": case.id, "name": case.name, "impl": case.impl, "mode": case.mode, "dtype": case.dtype,
+            "shape": list(case.shape), "group": case.group, "logits_bytes": case.logits_bytes,
+            "status": "ok", "note": None, "compile_s": None, "time_s": None, "ratios": {},
+            "memory": {"xla": None, "rss": None}}
+
+
+def _groups(cases: list) -> list[list]:
+    """Consecutive cases that share their inputs (dtype, shape, linear), in suite order."""
+    groups: list[list] = []
+    for case in cases:
+        if groups and (groups[-1][0].dtype, groups[-1][0].shape, groups[-1][0].linear) == (
+                case.dtype, case.shape, case.linear):
+            groups[-1].append(case)
+        else:
+            groups.append([case])
+    return groups
+
+
 def run_suite(settings: Settings, *, progress: bool = True, log=print) -> dict:
-    """Run every selected case; return the results document (see the module docstring)."""
+    """Run every selected case; return the results document (see the module docstring).
+
+    The cases of one ``(dtype, shape)`` group are compiled together and timed
+    interleaved (:func:`~lsbench.bench.measure.time_interleaved`); then their
+    XLA memory is read and, for the selected cases, peak RSS measured in a child.
+    """
     from tqdm import tqdm
 
     env = environment()
     cases = select_cases(make_cases(settings.shapes, settings.dtypes, settings.linear_shapes), settings.cases)
-    results: list[dict] = []
+    records = {case.id: _record(case) for case in cases}
+    kw = {"chunk_size": settings.chunk_size, "linear_chunk_size": settings.linear_chunk_size}
     bar = tqdm(total=len(cases), disable=not progress, unit="case", dynamic_ncols=True)
-    inputs: Inputs | None = None
-    for case in cases:
-        if inputs is None or (inputs.dtype, inputs.shape, inputs.linear) != (case.dtype, case.shape, case.linear):
-            if inputs is not None:
-                inputs.clear()
-            inputs = None
-            gc.collect()
-            inputs = Inputs(case.dtype, case.shape, linear=case.linear)
-        bar.set_description(case.id[:60])
-        rec = {"id": case.id, "name": case.name, "impl": case.impl, "mode": case.mode, "dtype": case.dtype,
-               "shape": list(case.shape), "group": case.group, "logits_bytes": case.logits_bytes,
-               "status": "ok", "note": None, "compile_s": None, "time_s": None, "ratios": {},
-               "memory": {"xla": None, "rss": None}}
-        try:
-            kw = {"chunk_size": settings.chunk_size, "linear_chunk_size": settings.linear_chunk_size}
-            prep = prepare(case, inputs, **kw)
-            rec["compile_s"] = prep.compile_s
-            rec["time_s"] = time_callable(prep, min_rounds=settings.min_rounds, max_rounds=settings.max_rounds,
-                                          min_time_s=settings.min_time_s)
-            if prep.compiled is not None and case.impl != "floor":
-                rec["memory"]["xla"] = xla_memory(prep.compiled, case.logits_bytes)
-            del prep
-            if wants_rss(case, settings.rss, settings.quick):
-                rec["memory"]["rss"] = measure_rss(case, **kw)
-        except Skip as exc:
-            rec["status"], rec["note"] = "skipped", str(exc)
-        except Exception as exc:  # noqa: BLE001 - one failing case must not lose the run
-            rec["status"], rec["note"] = "error", f"{type(exc).__name__}: {exc}"[:2000]
-            log(f"error in {case.id}: {rec['note']}")
-        results.append(rec)
-        bar.update(1)
-    bar.close()
-    if inputs is not None:
+
+    def fail(case_id, exc):
+        rec = records[case_id]
+        rec["status"], rec["note"] = "error", f"{type(exc).__name__}: {exc}"[:2000]
+        log(f"error in {case_id}: {rec['note']}")
+
+    for group in _groups(cases):
+        gc.collect()
+        inputs = Inputs(group[0].dtype, group[0].shape, linear=group[0].linear)
+        bar.set_description(f"{group[0].group} (compiling)"[:60])
+        preps = {}
+        for case in group:
+            try:
+                preps[case.id] = prepare(case, inputs, **kw)
+                records[case.id]["compile_s"] = preps[case.id].compile_s
+            except Skip as exc:
+                records[case.id]["status"], records[case.id]["note"] = "skipped", str(exc)
+            except Exception as exc:  # noqa: BLE001 - one failing case must not lose the run
+                fail(case.id, exc)
+        bar.set_description(f"{group[0].group} (timing)"[:60])
+        timed = time_interleaved(preps, min_rounds=settings.min_rounds, max_rounds=settings.max_rounds,
+                                 min_time_s=settings.min_time_s, noise_bound=settings.noise_bound,
+                                 min_passes=settings.min_passes, max_passes=settings.max_passes, on_error=fail)
+        for case in group:
+            rec = records[case.id]
+            if case.id in timed:
+                rec["noisy"] = timed[case.id].pop("noisy")
+                rec["time_s"] = timed[case.id]
+                prep = preps[case.id]
+                if prep.compiled is not None and case.impl != "floor":
+                    rec["memory"]["xla"] = xla_memory(prep.compiled, case.logits_bytes)
+        preps.clear()
         inputs.clear()
+        for case in group:
+            if records[case.id]["status"] == "ok" and wants_rss(case, settings.rss, settings.quick):
+                bar.set_description(f"{case.id} (rss)"[:60])
+                try:
+                    records[case.id]["memory"]["rss"] = measure_rss(case, **kw)
+                except Exception as exc:  # noqa: BLE001
+                    fail(case.id, exc)
+        bar.update(len(group))
+    bar.close()
+    results = list(records.values())
     compute_ratios(results)
     env["loadavg_end"] = provenance.load_average()
     doc = {
@@ -176,12 +223,19 @@ def run_suite(settings: Settings, *, progress: bool = True, log=print) -> dict:
                      "cases": list(settings.cases) if settings.cases else None, "epsilon": EPSILON,
                      "chunk_size": settings.chunk_size, "linear_chunk_size": settings.linear_chunk_size,
                      "min_rounds": settings.min_rounds, "max_rounds": settings.max_rounds,
-                     "min_time_s": settings.min_time_s, "rss": settings.rss},
+                     "min_time_s": settings.min_time_s, "rss": settings.rss, "timing": "interleaved",
+                     "noise_bound": settings.noise_bound, "min_passes": settings.min_passes,
+                     "max_passes": settings.max_passes},
         "floors": dict(FLOORS),
         "results": results,
     }
     doc["targets"] = evaluate_targets(results)
     return doc
+
+
+def noisy_cases(doc: dict) -> list[str]:
+    """Ids of the timed cases whose per-pass medians spread beyond the run's noise bound."""
+    return [r["id"] for r in doc.get("results", []) if r.get("noisy")]
 
 
 def validate(doc: dict) -> None:
@@ -216,6 +270,11 @@ def validate(doc: dict) -> None:
             for k in ("median", "q1", "q3", "iqr", "min", "mean"):
                 need(ts, k, float, f"{w}.time_s")
             need(ts, "rounds", int, f"{w}.time_s")
+            if "spread" in ts:  # interleaved timing (older files have none)
+                need(ts, "spread", float, f"{w}.time_s")
+                need(ts, "passes", int, f"{w}.time_s")
+        if "noisy" in r:
+            need(r, "noisy", bool, w)
         for kind in ("xla", "rss"):
             m = r["memory"].get(kind)
             if m is not None:
@@ -225,9 +284,18 @@ def validate(doc: dict) -> None:
             need(t, k, (str, float, int), f"targets[{i}]")
 
 
+def results_path(doc_or_machine: dict | str, out: str | os.PathLike) -> Path:
+    """``<out>/results/bench-<machine>.json``."""
+    machine = doc_or_machine if isinstance(doc_or_machine, str) else doc_or_machine["machine"]
+    return Path(out) / "results" / f"bench-{machine}.json"
+
+
 def write_results(doc: dict, out: str | os.PathLike) -> Path:
-    """Validate ``doc`` and write it atomically to ``<out>/results/bench-<machine>.json``."""
+    """Validate ``doc``, check it records no absolute path or host name
+    (:func:`lsbench.provenance.assert_no_absolute_paths`), and write it atomically to
+    ``<out>/results/bench-<machine>.json``."""
     validate(doc)
-    path = Path(out) / "results" / f"bench-{doc['machine']}.json"
+    provenance.assert_no_absolute_paths(doc, "the bench results")
+    path = results_path(doc, out)
     provenance.atomic_write_bytes(path, (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode("utf-8"))
     return path

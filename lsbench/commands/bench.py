@@ -15,6 +15,17 @@ than the kernel itself. ``--malloc-reuse`` re-runs the suite in a child with
 glibc told to keep freed memory (``MALLOC_MMAP_THRESHOLD_``,
 ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_ARENA_MAX=1``) so that those buffers are
 reused; the JSON records the variables under ``environment.env``.
+
+Trust: writing into the repository's ``paper/`` (the default ``--out``) needs
+a committed tree (``--allow-dirty`` records a dirty one, marked ``dirty:
+true``); the output directories are checked for writability before anything
+is timed; and an existing ``bench-<machine>.json`` is not overwritten by a
+run with noisy cases (spread of the per-pass medians above ``--noise-bound``
+after ``--max-passes``) unless ``--accept-noisy`` -- that run is saved beside
+it as ``.bench-<machine>.noisy.json`` instead (a hidden file the report does
+not read). Exit status: 0 all ok, 1 a case failed, the write failed or a
+noisy run was refused, 2 bad usage or an output location that cannot be
+written or a dirty tree.
 """
 
 from __future__ import annotations
@@ -22,6 +33,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
 
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 32), "MALLOC_TRIM_THRESHOLD_": str(1 << 32),
               "MALLOC_ARENA_MAX": "1"}
@@ -46,6 +60,15 @@ def add_arguments(parser):
     parser.add_argument("--min-time", type=float, default=None, help="seconds of timed calls per case, at least")
     parser.add_argument("--malloc-reuse", action="store_true",
                         help="run with glibc keeping freed memory (see the command's description)")
+    parser.add_argument("--noise-bound", type=float, default=None,
+                        help="time a group in passes until the spread (IQR / median) of each case's per-pass "
+                             "medians is at most this fraction (default 0.05)")
+    parser.add_argument("--max-passes", type=int, default=None,
+                        help="passes at most; a case still above the bound is flagged noisy (default 10)")
+    parser.add_argument("--accept-noisy", "--force", dest="accept_noisy", action="store_true",
+                        help="overwrite an existing bench-<machine>.json even if some cases are noisy")
+    parser.add_argument("--allow-dirty", action="store_true",
+                        help="record into the repository's paper/ from uncommitted code (the file says dirty: true)")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
 
 
@@ -54,10 +77,12 @@ def _argv(args) -> list[str]:
     argv = ["bench", "--out", str(args.out), "--rss", args.rss, "--malloc-reuse"]
     for flag, value in (("--cases", args.cases), ("--shapes", args.shapes), ("--linear-shapes", args.linear_shapes),
                         ("--dtypes", args.dtypes), ("--min-rounds", args.min_rounds),
-                        ("--max-rounds", args.max_rounds), ("--min-time", args.min_time)):
+                        ("--max-rounds", args.max_rounds), ("--min-time", args.min_time),
+                        ("--noise-bound", args.noise_bound), ("--max-passes", args.max_passes)):
         if value is not None:
             argv += [flag, str(value)]
-    argv += [flag for flag, on in (("--quick", args.quick), ("--no-progress", args.no_progress)) if on]
+    argv += [flag for flag, on in (("--quick", args.quick), ("--no-progress", args.no_progress),
+                                   ("--accept-noisy", args.accept_noisy), ("--allow-dirty", args.allow_dirty)) if on]
     return argv
 
 
@@ -69,6 +94,57 @@ def _shapes(text, parse):
     return tuple(parse(s.strip()) for s in text.split(",") if s.strip())
 
 
+def _records_reference(out) -> bool:
+    """Whether ``out`` is the repository's own ``paper/`` (the committed reference results)."""
+    return Path(out).resolve() == (REPO / "paper").resolve()
+
+
+def _check_outputs(args) -> str | None:
+    """The reason the run must not start (dirty tree, unwritable output), or None."""
+    from lsbench import provenance
+
+    if _records_reference(args.out):
+        try:
+            provenance.require_clean_tree(args.allow_dirty, what=f"{Path(args.out) / 'results'}/bench-*.json")
+        except provenance.DirtyTreeError as exc:
+            return str(exc)
+    try:
+        provenance.check_writable(Path(args.out) / "results", Path(args.out) / "tables")
+    except OSError as exc:
+        return f"{exc.strerror or exc} (choose another --out)"
+    return None
+
+
+def _write(doc, args, log=print) -> int:
+    """Write the results and tables; 1 (and nothing overwritten) when refused or when writing fails."""
+    from lsbench import bench, provenance
+    from lsbench.report.bench import write_tables
+
+    path = bench.results_path(doc, args.out)
+    noisy = bench.noisy_cases(doc)
+    if noisy and path.exists() and not args.accept_noisy:
+        side = path.with_name(f".{path.stem}.noisy.json")
+        try:
+            provenance.atomic_write_json(side, doc)
+            kept = f"this run is saved as {side}"
+        except OSError as exc:
+            kept = f"this run could not be saved either ({exc})"
+        print(f"lsbench bench: refusing to overwrite {path} with a noisy run: {len(noisy)} case(s) spread more "
+              f"than the noise bound {doc['settings']['noise_bound']:g} (e.g. {', '.join(noisy[:3])}); "
+              f"{kept}. Rerun on a quieter machine, raise --max-passes or --noise-bound, or pass --accept-noisy.",
+              file=sys.stderr)
+        return 1
+    try:
+        paths = {"json": bench.write_results(doc, args.out), **write_tables(doc, args.out)}
+    except OSError as exc:
+        print(f"lsbench bench: could not write the results ({exc}); files already there are unchanged "
+              "(every write is atomic)", file=sys.stderr)
+        return 1
+    for path in paths.values():
+        log(f"wrote {path}")
+    return 0
+
+
 def run(args) -> int:
     if args.malloc_reuse and any(os.environ.get(k) != v for k, v in MALLOC_ENV.items()):
         # glibc reads these at start-up only: re-run this command in a child that has them.
@@ -76,7 +152,6 @@ def run(args) -> int:
         return subprocess.call([sys.executable, "-m", "lsbench", *_argv(args)], env=env)
 
     from lsbench import bench
-    from lsbench.report.bench import write_tables
 
     def parse_linear(s):
         shape = bench.parse_shape(s)
@@ -93,12 +168,16 @@ def run(args) -> int:
             cases=tuple(c.strip() for c in args.cases.split(",") if c.strip()) if args.cases else None,
             rss=args.rss,
             min_rounds=args.min_rounds, max_rounds=args.max_rounds, min_time_s=args.min_time,
+            noise_bound=args.noise_bound, max_passes=args.max_passes,
         )
     except ValueError as exc:
         print(f"lsbench bench: {exc}", file=sys.stderr)
         return 2
+    problem = _check_outputs(args)
+    if problem:
+        print(f"lsbench bench: {problem}", file=sys.stderr)
+        return 2
     doc = bench.run_suite(settings, progress=not args.no_progress)
-    paths = {"json": bench.write_results(doc, args.out), **write_tables(doc, args.out)}
     n_ok = sum(r["status"] == "ok" for r in doc["results"])
     n_err = sum(r["status"] == "error" for r in doc["results"])
     n_skip = sum(r["status"] == "skipped" for r in doc["results"])
@@ -107,6 +186,13 @@ def run(args) -> int:
         met = "n/a" if t["met"] is None else ("met" if t["met"] else "MISSED")
         val = "--" if t["value"] is None else f"{t['value']:.2f}"
         print(f"  {met:6s} {t['name']}: {val} ({t['op']} {t['limit']})")
-    for kind, path in paths.items():
-        print(f"wrote {path}")
-    return 1 if n_err else 0
+    noisy = bench.noisy_cases(doc)
+    print(f"timing: interleaved passes, noise bound {settings.noise_bound:g}; {len(noisy)} noisy case(s); "
+          f"load {_load(doc['environment'].get('loadavg_start'))} at start, "
+          f"{_load(doc['environment'].get('loadavg_end'))} at end")
+    status = _write(doc, args)
+    return status or (1 if n_err else 0)
+
+
+def _load(load) -> str:
+    return "--" if not load else f"{load[0]:.2f}"
