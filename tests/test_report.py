@@ -365,6 +365,62 @@ def test_malformed_file_is_named_and_nothing_is_lost(results_dir, generated, tmp
     assert after["tables/catalogue.tex"] == before["tables/catalogue.tex"]  # regenerated from good proofs.json
 
 
+@pytest.mark.parametrize("text, where, constant", [
+    ('{"schema": "x", "results": [{"time_s": {"median": NaN}}]}', "results[0].time_s.median", "NaN"),
+    ('{"a": {"b": [1, -Infinity]}}', "a.b[1]", "-Infinity"),
+    ('{"x": Infinity}', "x", "Infinity"),
+])
+def test_non_finite_numbers_are_refused_by_file_and_key(tmp_path, text, where, constant):
+    path = tmp_path / "bench-x.json"
+    path.write_text(text)
+    with pytest.raises(ResultsError, match=re.escape(f"{path}: {where}: {constant} is not a number")):
+        read_json(path)
+
+
+def test_paper_refuses_a_missing_results_dir_and_writes_nothing(tmp_path, capsys):
+    from lsbench.cli import main
+
+    out = tmp_path / "paper"
+    assert main(["paper", "--results-dir", str(tmp_path / "typo"), "--out-dir", str(out), "--no-figures"]) == 2
+    assert str(tmp_path / "typo") in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_paper_checks_its_output_before_writing(results_dir, tmp_path, capsys):
+    from lsbench.cli import main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory\n")
+    assert main(["paper", "--results-dir", str(results_dir), "--out-dir", str(blocker), "--no-figures"]) == 2
+    assert f"cannot write to {blocker / 'tables'}" in capsys.readouterr().err
+
+
+def test_a_failed_write_is_reported_and_loses_nothing(results_dir, generated, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from lsbench.cli import main
+    from lsbench.report import tables
+
+    out = tmp_path / "paper"
+    shutil.copytree(generated[0], out)
+    before = _files(out)
+    real = tables.atomic_write_bytes
+    calls = []
+
+    def full_after_three(path, data):  # the disk fills up midway
+        calls.append(path)
+        if len(calls) > 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(tables, "atomic_write_bytes", full_after_three)
+    assert main(["paper", "--results-dir", str(results_dir), "--out-dir", str(out), "--quiet", "--no-figures"]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "atomic" in err
+    assert _files(out) == before  # regenerating gives the same bytes, and nothing is half-written or lost
+    assert not [p for p in out.rglob(".*") if p.is_file()]
+
+
 def test_malformed_file_on_a_first_run_still_gives_a_compilable_paper(tmp_path):
     res = tmp_path / "results"
     res.mkdir()

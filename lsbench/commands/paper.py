@@ -7,9 +7,12 @@ and rewrites, under the output directory (default ``paper/``),
 ``tables/<name>.{tex,md}``, ``tables/macros.tex`` and
 ``figures/<name>.{pdf,png,tex}`` -- deterministically: the same results give
 the same bytes. A missing results file gives "not yet recorded" placeholders;
-a malformed one is named on stderr, what was generated from it is left as it
-was, and the exit status is 1. Nothing is deleted. See
-:mod:`lsbench.report.build`.
+a malformed one (NaN or Infinity included) is named on stderr, what was
+generated from it is left as it was, and the exit status is 1. Nothing is
+deleted. A results directory that does not exist, or output directories that
+cannot be written, are an error before anything is written (exit 2); a write
+that fails midway (disk full) is reported, exit 1, and every file is either
+its old or its new version (atomic writes). See :mod:`lsbench.report.build`.
 """
 
 from __future__ import annotations
@@ -31,9 +34,19 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
+    from lsbench import provenance
     from lsbench.report.build import generate
 
     quiet = getattr(args, "quiet", False)
+    if not Path(args.results_dir).is_dir():
+        print(f"lsbench paper: --results-dir {args.results_dir} is not a directory (nothing to build the tables "
+              "from; the default is paper/results)", file=sys.stderr)
+        return 2
+    try:
+        provenance.check_writable(Path(args.out_dir) / "tables", Path(args.out_dir) / "figures")
+    except OSError as exc:
+        print(f"lsbench paper: {exc.strerror or exc} (choose another --out-dir)", file=sys.stderr)
+        return 2
 
     def log(msg: str) -> None:
         if msg.startswith("error:"):
@@ -41,7 +54,12 @@ def run(args) -> int:
         elif not quiet:
             print(msg)
 
-    out = generate(args.results_dir, args.out_dir, figures=not args.no_figures, log=log)
+    try:
+        out = generate(args.results_dir, args.out_dir, figures=not args.no_figures, log=log)
+    except OSError as exc:
+        print(f"lsbench paper: writing under {args.out_dir} failed ({exc}); every file there is either as it "
+              "was or completely rewritten (atomic writes): free the space and run again", file=sys.stderr)
+        return 1
     print(f"wrote {len(out.written)} files under {args.out_dir} "
           f"({len(out.placeholders)} placeholders: {', '.join(out.placeholders) or 'none'})")
     if out.errors:

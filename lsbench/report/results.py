@@ -98,19 +98,44 @@ def discover(results_dir: Path | str) -> Results:
     return res
 
 
+class _NonFinite:
+    """Where ``json`` met ``NaN``, ``Infinity`` or ``-Infinity`` (found again by :func:`_non_finite`)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def _non_finite(obj: Any, where: str = "") -> tuple[str, str] | None:
+    """``(JSON path, constant)`` of the first non-finite constant in parsed JSON, else None."""
+    if isinstance(obj, _NonFinite):
+        return where or "top level", obj.text
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for key, value in items:
+        found = _non_finite(value, f"{where}.{key}" if isinstance(key, str) and where else
+                            str(key) if isinstance(key, str) else f"{where}[{key}]")
+        if found:
+            return found
+    return None
+
+
 def read_json(path: Path | str) -> ResultFile:
-    """Parse ``path`` (strict JSON except that NaN/Infinity are accepted) into a :class:`ResultFile`."""
+    """Parse ``path`` (strict JSON: ``NaN``/``Infinity`` are refused, naming their key path) into a
+    :class:`ResultFile`."""
     path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ResultsError(path, f"cannot be read ({exc.strerror or exc})") from exc
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), parse_constant=_NonFinite)
     except UnicodeDecodeError as exc:
         raise ResultsError(path, f"is not UTF-8 text ({exc})") from exc
     except json.JSONDecodeError as exc:
         raise ResultsError(path, f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
+    found = _non_finite(data)
+    if found:
+        raise ResultsError(path, f"{found[0]}: {found[1]} is not a number a table can report (results files "
+                                 "hold finite numbers; record a missing value as null)")
     if not isinstance(data, dict):
         raise ResultsError(path, f"must hold a JSON object, found {type(data).__name__}")
     return ResultFile(path=path, digest=short_hash(path), data=data)
