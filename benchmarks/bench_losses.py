@@ -4,7 +4,15 @@ One parametrized test per case of :func:`lsbench.bench.cases.make_cases` (see
 ``benchmarks/conftest.py`` for which shapes run when). Each test
 
 * builds and compiles the case with :func:`lsbench.bench.cases.prepare` (the same
-  callables ``python -m lsbench bench`` times),
+  callables ``python -m lsbench bench`` times: one ahead-of-time compiled XLA
+  executable of ``(logits, labels)`` -- or teacher / one-hot / hidden and weight --
+  passed as arguments, never closed over, the value and gradient of a training
+  step's loss; no check runs outside the executable),
+* makes two untimed warm-up calls and collects garbage before timing, as
+  ``lsbench bench`` does: pytest-benchmark's own warm-up is off by default, so
+  without them the first calls after compiling (one-off allocations of the
+  executable) inflate its calibration -- and each recipe is compiled right
+  before it is timed, while the peers of the group were timed earlier,
 * times one call per round (``block_until_ready`` inside the timed function;
   ``benchmark.pedantic`` with few rounds for logits of 32 MB and more, and for
   donated cases, whose setup makes a fresh copy of the logits outside the
@@ -18,6 +26,8 @@ One parametrized test per case of :func:`lsbench.bench.cases.make_cases` (see
 """
 
 from __future__ import annotations
+
+import gc
 
 import pytest
 
@@ -48,6 +58,9 @@ def _run_case(case, benchmark, run_mode, inputs_for, record, chunk_sizes):
     def call(*args):
         return prep.sync(prep.run(*args))
 
+    for _ in range(2):  # untimed warm-up (see the module docstring)
+        call(*prep.setup())
+    gc.collect()
     rounds = _rounds(case)
     if rounds is None and "donated" not in case.mode:
         benchmark(call, *prep.setup())
