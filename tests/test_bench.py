@@ -298,3 +298,28 @@ def test_recording_into_the_repository_needs_a_clean_tree(tmp_path, capsys, monk
     assert main(_bench_args(tmp_path / "paper", "--allow-dirty", "--accept-noisy")) == 0
     (path,) = (tmp_path / "paper" / "results").glob("bench-*.json")
     assert json.loads(path.read_text())["git"]["dirty"] is True
+
+
+def test_the_report_marks_noisy_cases_only_for_interleaved_files(quick_run, tmp_path):
+    from lsbench.report.bench import NOISY, machine_table, parse_bench
+    from lsbench.report.results import read_json
+
+    _, _, doc = quick_run
+    doc = copy.deepcopy(doc)
+    for r in doc["results"]:
+        r["noisy"] = r["id"] == "lsbench:uniform/fwd+bwd/float32/2x8x100"
+    path = tmp_path / "bench-x.json"
+    path.write_text(json.dumps(doc))
+    table = machine_table(parse_bench(read_json(path), "x"), "float32")
+    uniform = [row for row in table.rows if row[0] == "uniform"][0]
+    assert uniform[2].endswith(NOISY) and not any(NOISY in c for row in table.rows if row[0] != "uniform"
+                                                  for c in row)
+    assert any("interleaved passes" in n and "1 case(s)" in n for n in table.notes)
+    assert "1 noisy case(s) (e.g. lsbench:uniform/fwd+bwd/float32/2x8x100)" in render_tables(doc)[1]
+    for r in doc["results"]:  # a file timed case by case (before interleaving) renders as it did
+        r.pop("noisy")
+    for key in ("noise_bound", "max_passes", "min_passes", "timing"):
+        doc["settings"].pop(key)
+    path.write_text(json.dumps(doc))
+    table = machine_table(parse_bench(read_json(path), "x"), "float32")
+    assert not any("interleaved" in n for n in table.notes) and "noisy" not in render_tables(doc)[1]

@@ -52,6 +52,7 @@ class Result:
     median_s: float | None
     ratios: Mapping[str, float]
     extra_ratio: float | None
+    noisy: bool = False  # spread of its per-pass medians above the run's noise bound
 
     @property
     def k(self) -> int:
@@ -69,6 +70,8 @@ class Bench:
     device: str | None
     results: tuple[Result, ...]
     quick: bool
+    noise_bound: float | None = None  # interleaved timing (files without it were timed case by case)
+    max_passes: int | None = None
 
     def find(self, impl: str, name: str, mode: str, dtype: str, shape: tuple[int, ...]) -> Result | None:
         for r in self.results:
@@ -117,10 +120,27 @@ def parse_bench(rf: ResultFile, machine_hint: str) -> Bench:
             median_s=median if status == "ok" else None,
             ratios={k: float(v) for k, v in ratios.items() if v is not None} if status == "ok" else {},
             extra_ratio=float(extra) if isinstance(extra, (int, float)) and status == "ok" else None,
+            noisy=bool(need(rf, r, "noisy", bool, where, optional=True)) and status == "ok",
         ))
     settings = rf.data.get("settings")
-    quick = bool(settings.get("quick")) if isinstance(settings, Mapping) else False
-    return Bench(rf, machine, device if isinstance(device, str) else None, tuple(results), quick)
+    settings = settings if isinstance(settings, Mapping) else {}
+    bound = need(rf, settings, "noise_bound", (int, float), "settings", optional=True)
+    passes = need(rf, settings, "max_passes", int, "settings", optional=True)
+    return Bench(rf, machine, device if isinstance(device, str) else None, tuple(results),
+                 bool(settings.get("quick")), None if bound is None else float(bound), passes)
+
+
+NOISY = "†"
+
+
+def noise_note(b: Bench) -> list[str]:
+    """The table note on interleaved timing and noisy cases (none for files timed case by case)."""
+    if b.noise_bound is None:
+        return []
+    n = sum(r.noisy for r in b.results)
+    return [f"Timed in interleaved passes until the spread (IQR over median) of each case's per-pass medians "
+            f"was at most {b.noise_bound:.0%}" + (f" (at most {b.max_passes} passes)" if b.max_passes else "")
+            + (f"; {NOISY}: still above it (noisy), {n} case(s)." if n else "; no case was noisy.")]
 
 
 def _recipes(names: Sequence[str]) -> list[str]:
@@ -158,7 +178,8 @@ def machine_table(b: Bench, dtype: str | None) -> Table:
             if r is None or r.median_s is None:
                 cells += [DASH] * len(PER_DTYPE)
             else:
-                cells += [seconds(r.median_s), ratio(r.ratios.get(FLOOR)) if FLOOR in r.ratios else DASH]
+                cells += [seconds(r.median_s) + (f" {NOISY}" if r.noisy else ""),
+                          ratio(r.ratios.get(FLOOR)) if FLOOR in r.ratios else DASH]
                 cells += [ratio(r.ratios[p]) if p in r.ratios else DASH for p, _ in PEERS]
                 cells.append(ratio(r.extra_ratio) if r.extra_ratio is not None else DASH)
             rows.append(tuple(cells))
@@ -168,6 +189,7 @@ def machine_table(b: Bench, dtype: str | None) -> Table:
              "memory floor (one read and one write pass over the logits); × optax, × PyTorch: time over the "
              "peer's time on the same logits (below 1: lsbench is faster); extra mem.: bytes XLA allocates "
              "beyond the inputs, over the logits' bytes."]
+    notes += noise_note(b)
     if b.quick:
         notes.append("QUICK configuration: tiny shapes and few rounds, for tests; not a benchmark.")
     device = f" ({b.device})" if b.device else ""
@@ -387,6 +409,13 @@ def render_tables(doc: Mapping) -> tuple[str, str]:
     caption = (f"Machine {doc['machine']} ({env['cpu_model']}, {env['cores']} cores, JAX {env['packages'].get('jax')} "
                f"on {env['jax_backend']}); medians of single calls; load average at start "
                f"{'--' if not load else f'{load[0]:.1f}'}.")
+    settings = doc.get("settings") or {}
+    if "noise_bound" in settings:  # interleaved timing: say how noisy (older files: the caption as it was)
+        end = env.get("loadavg_end")
+        noisy = [r["id"] for r in doc["results"] if r.get("noisy")]
+        caption += (f" Load at end {'--' if not end else f'{end[0]:.1f}'}; timed in interleaved passes to a "
+                    f"spread of at most {settings['noise_bound']:.0%}; {len(noisy)} noisy case(s)"
+                    + (f" (e.g. {', '.join(noisy[:3])})." if noisy else "."))
     md = [f"# lsbench benchmarks: {doc['machine']}", "", caption, "",
           "## uniform: time and ratios to the floors and peers", "",
           "| dtype | shape | fwd ms | fwd / read | fwd+bwd ms | fwd+bwd / read+write | fwd+bwd / xla-write "
