@@ -323,3 +323,22 @@ def test_the_report_marks_noisy_cases_only_for_interleaved_files(quick_run, tmp_
     path.write_text(json.dumps(doc))
     table = machine_table(parse_bench(read_json(path), "x"), "float32")
     assert not any("interleaved" in n for n in table.notes) and "noisy" not in render_tables(doc)[1]
+
+
+def test_no_cpu_only_assumptions():
+    """What changes on an accelerator, checked without one: the machine id, RSS, the read+write floor."""
+    assert bench.machine_name("cpu", "cpu", "AMD EPYC 7B13 64-Core Processor", 2) == "cpu-amd-epyc-7b13-2c"
+    assert bench.machine_name("gpu", "NVIDIA H100 80GB HBM3", "Intel Xeon", 16) == "gpu-nvidia-h100-80gb-hbm3"
+    assert bench.machine_name("tpu", "TPU v5 lite", "x", 8) == "tpu-tpu-v5-lite"
+    case = bench.Case("uniform", "lsbench", "fwd+bwd", "float32", (1024, 32000))
+    assert bench.wants_rss(case, "auto", False, backend="cpu")
+    assert not bench.wants_rss(case, "all", False, backend="gpu") and not bench.wants_rss(case, "all", False, "tpu")
+    from lsbench.bench.cases import prepare_floor  # its accelerator branch, run on the CPU
+
+    floor = bench.Case("read+write", "floor", "floor", "float32", (4, 10))
+    inputs = bench.Inputs("float32", (4, 10))
+    prep = prepare_floor(floor, inputs, on_host=False)
+    assert bench.xla_memory(prep.compiled, floor.logits_bytes)["alias_bytes"] == 4 * 10 * 4  # in place
+    out = prep.sync(prep.run(*prep.setup()))
+    assert jnp.allclose(out, 2 * inputs.logits())
+    assert jax.devices()[0].platform == bench.environment()["device_platform"]

@@ -65,6 +65,14 @@ Memory ("peak extra memory beyond the inputs"), two measurements:
   ``ru_maxrss`` after the call minus ``VmRSS`` before, which over-counts
   compile-time peaks.) Torch is measured this way only.
 
+On an accelerator nothing assumes a CPU: the machine id is
+``<platform>-<device kind>`` (:func:`~lsbench.bench.run.machine_name`), the
+device's platform and kind are recorded, ``read+write`` is XLA's in-place
+``z * 2`` on the donated logits (device memory, not NumPy on the host), the
+PyTorch peer runs on CUDA beside JAX (or is skipped with a note), and peak RSS
+is not measured (host memory says nothing of device arrays;
+``environment.memory_note`` says so; ``memory.xla`` remains).
+
 ``extra_ratio = extra_bytes / logits_bytes`` (for linear cases: relative to the
 ``[N, K]`` logits the fused path avoids).
 
@@ -136,16 +144,17 @@ from lsbench.bench.cases import (CHUNK_SIZE, DTYPES, EPSILON, FLOORS, LINEAR_CHU
                                  Inputs, Prepared, Skip, make_cases, parse_shape, prepare, select_cases, shape_str)
 from lsbench.bench.measure import (compute_ratios, evaluate_targets, find_result, relative_spread, summarize,
                                    time_callable, time_interleaved)
-from lsbench.bench.memory import (RSS_MIN_BYTES, RSS_NAMES, measure_rss, measure_rss_here, wants_rss,
-                                  xla_memory)
-from lsbench.bench.run import (SCHEMA, Settings, environment, machine_id, noisy_cases, results_path, run_suite,
-                               validate, write_results)
+from lsbench.bench.memory import (RSS_ACCELERATOR_NOTE, RSS_MIN_BYTES, RSS_NAMES, measure_rss, measure_rss_here,
+                                  rss_applies, wants_rss, xla_memory)
+from lsbench.bench.run import (SCHEMA, Settings, environment, machine_id, machine_name, noisy_cases, results_path,
+                               run_suite, validate, write_results)
 
 __all__ = [
     "CHUNK_SIZE", "DTYPES", "EPSILON", "FLOORS", "LINEAR_CHUNK_SIZE", "LINEAR_SHAPES", "QUICK_CHUNK_SIZE",
-    "QUICK_LINEAR_SHAPES", "QUICK_SHAPES", "RECIPE_NAMES", "RSS_MIN_BYTES", "RSS_NAMES", "SCHEMA", "SHAPES",
-    "Case", "Inputs", "Prepared", "Settings", "Skip", "compute_ratios", "environment", "evaluate_targets",
-    "find_result", "machine_id", "make_cases", "measure_rss", "measure_rss_here", "noisy_cases", "parse_shape",
-    "prepare", "relative_spread", "results_path", "run_suite", "select_cases", "shape_str", "summarize",
-    "time_callable", "time_interleaved", "validate", "wants_rss", "write_results", "xla_memory",
+    "QUICK_LINEAR_SHAPES", "QUICK_SHAPES", "RECIPE_NAMES", "RSS_ACCELERATOR_NOTE", "RSS_MIN_BYTES", "RSS_NAMES",
+    "SCHEMA", "SHAPES", "Case", "Inputs", "Prepared", "Settings", "Skip", "compute_ratios", "environment",
+    "evaluate_targets", "find_result", "machine_id", "machine_name", "make_cases", "measure_rss",
+    "measure_rss_here", "noisy_cases", "parse_shape", "prepare", "relative_spread", "results_path", "rss_applies",
+    "run_suite", "select_cases", "shape_str", "summarize", "time_callable", "time_interleaved", "validate",
+    "wants_rss", "write_results", "xla_memory",
 ]

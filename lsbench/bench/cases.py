@@ -35,7 +35,8 @@ RECIPE_NAMES = ("uniform", "off_target", "fastai", "tf_onehot", "fastreid", "spe
 FLOORS = {
     "read": "jax.jit(max over the class axis): one read pass over the logits",
     "read+write": "np.multiply(z, 2, out=buf) into a preallocated buffer (bfloat16: bitwise_xor of the uint16 "
-                  "view with 0x8000): one read and one write pass, no allocation",
+                  "view with 0x8000): one read and one write pass, no allocation (on an accelerator: "
+                  "jax.jit(lambda z: z * 2, donate_argnums=0), written in place in device memory)",
     "xla-write": "jax.jit(lambda z: z * 2): one read and one write pass into a fresh XLA output buffer "
                  "(allocation and page faults included)",
 }
@@ -269,12 +270,15 @@ def _torch_prepared(case: Case, inputs: Inputs) -> Prepared:
         raise Skip("torch is not installed (pip install -e '.[peers]')") from None
     import torch.nn.functional as F
 
-    torch.set_num_threads(usable_cores())
+    device = _torch_device(torch)
+    if device == "cpu":
+        torch.set_num_threads(usable_cores())
     k = case.shape[-1]
     z = torch.from_numpy(np.array(inputs.logits(), dtype=np.float32)).reshape(-1, k)
     if case.dtype == "bfloat16":
         z = z.to(torch.bfloat16)
     y = torch.from_numpy(np.array(inputs.labels(), dtype=np.int64)).reshape(-1)
+    z, y = z.to(device), y.to(device)
     if case.mode == "fwd":
         def run(z, y):
             with torch.inference_mode():
@@ -288,25 +292,47 @@ def _torch_prepared(case: Case, inputs: Inputs) -> Prepared:
             return loss, g
     else:
         raise Skip(f"no torch case for mode {case.mode}")
-    return Prepared(run=run, setup=lambda: (z, y))
+    sync = (lambda out: (torch.cuda.synchronize(), out)[1]) if device == "cuda" else (lambda out: out)
+    return Prepared(run=run, setup=lambda: (z, y), sync=sync)
+
+
+def _torch_device(torch) -> str:
+    """Where the PyTorch peer runs: beside JAX (``cuda`` when JAX is on a GPU), else Skip."""
+    import jax
+
+    backend = jax.default_backend()
+    if backend == "cpu":
+        return "cpu"
+    if backend in ("gpu", "cuda") and torch.cuda.is_available():
+        return "cuda"
+    raise Skip(f"JAX runs on {backend} but this PyTorch cannot use that device: a peer on another device "
+               "would not be a side-by-side comparison")
+
+
+def prepare_floor(case: Case, inputs: Inputs, on_host: bool) -> Prepared:
+    """The memory floors; ``read+write`` in NumPy when the logits live in host memory, else in XLA (donated)."""
+    import jax.numpy as jnp
+
+    if case.name == "read":
+        return _jax_prepared(lambda z: jnp.max(z, axis=-1), (inputs.logits(),))
+    if case.name == "xla-write":
+        return _jax_prepared(lambda z: z * 2, (inputs.logits(),))
+    if not on_host:
+        return _jax_prepared(lambda z: z * 2, (inputs.logits(),), donate=(0,))
+    x = inputs.numpy_logits()
+    buf = np.empty_like(x)
+    if case.dtype == "bfloat16":
+        return Prepared(run=lambda: np.bitwise_xor(x, np.uint16(0x8000), out=buf), setup=tuple)
+    return Prepared(run=lambda: np.multiply(x, 2, out=buf), setup=tuple)
 
 
 def prepare(case: Case, inputs: Inputs, *, chunk_size: int = CHUNK_SIZE,
             linear_chunk_size: int = LINEAR_CHUNK_SIZE) -> Prepared:
     """Build (and for JAX, compile) the callable of ``case`` on ``inputs``."""
     import jax
-    import jax.numpy as jnp
 
     if case.impl == "floor":
-        if case.name == "read":
-            return _jax_prepared(lambda z: jnp.max(z, axis=-1), (inputs.logits(),))
-        if case.name == "xla-write":
-            return _jax_prepared(lambda z: z * 2, (inputs.logits(),))
-        x = inputs.numpy_logits()
-        buf = np.empty_like(x)
-        if case.dtype == "bfloat16":
-            return Prepared(run=lambda: np.bitwise_xor(x, np.uint16(0x8000), out=buf), setup=tuple)
-        return Prepared(run=lambda: np.multiply(x, 2, out=buf), setup=tuple)
+        return prepare_floor(case, inputs, on_host=jax.default_backend() == "cpu")
     if case.impl == "torch":
         return _torch_prepared(case, inputs)
     if case.linear:

@@ -96,9 +96,23 @@ def rss_child(spec: str) -> int:
     return 0
 
 
-def wants_rss(case: Case, policy: str, quick: bool) -> bool:
-    """Whether ``case`` gets a child-process RSS measurement under ``--rss`` ``policy``."""
-    if policy == "none" or case.impl == "floor":
+RSS_ACCELERATOR_NOTE = ("peak RSS not measured: on an accelerator the arrays live in device memory, not in the "
+                        "process's resident memory; memory.xla (XLA's compiled memory analysis) is the measurement")
+
+
+def rss_applies(backend: str | None = None) -> bool:
+    """Whether resident memory measures the arrays: only when JAX computes on the host (CPU)."""
+    if backend is None:
+        import jax
+
+        backend = jax.default_backend()
+    return backend == "cpu"
+
+
+def wants_rss(case: Case, policy: str, quick: bool, backend: str | None = None) -> bool:
+    """Whether ``case`` gets a child-process RSS measurement under ``--rss`` ``policy``
+    (never on an accelerator: see :data:`RSS_ACCELERATOR_NOTE`)."""
+    if policy == "none" or case.impl == "floor" or not rss_applies(backend):
         return False
     if policy == "all":
         return True

@@ -24,7 +24,7 @@ from lsbench.bench.cases import (CHUNK_SIZE, DTYPES, EPSILON, FLOORS, LINEAR_CHU
                                  QUICK_CHUNK_SIZE, QUICK_LINEAR_SHAPES, QUICK_SHAPES, SHAPES, Inputs, Skip,
                                  make_cases, prepare, select_cases)
 from lsbench.bench.measure import compute_ratios, evaluate_targets, time_interleaved
-from lsbench.bench.memory import measure_rss, wants_rss, xla_memory
+from lsbench.bench.memory import RSS_ACCELERATOR_NOTE, measure_rss, rss_applies, wants_rss, xla_memory
 
 SCHEMA = "lsbench.bench/1"
 ENV_PREFIXES = ("XLA_", "MALLOC_", "GLIBC_TUNABLES", "OMP_", "JAX_")  # recorded when set
@@ -40,14 +40,21 @@ def cpu_model() -> str:
     return provenance.cpu_model() or platform.machine() or "unknown"
 
 
+def machine_name(platform_name: str, device_kind: str, cpu: str, cores: int) -> str:
+    """``cpu-<model>-<cores>c`` on the host, else ``<platform>-<device kind>`` (``gpu-nvidia-h100-80gb-hbm3``,
+    ``tpu-tpu-v5-lite``); CUDA and ROCm devices are ``gpu-``."""
+    if platform_name == "cpu":
+        return f"cpu-{_sanitize(cpu)}-{cores}c"
+    prefix = "gpu" if platform_name in ("gpu", "cuda", "rocm") else _sanitize(platform_name)
+    return f"{prefix}-{_sanitize(device_kind)}"
+
+
 def machine_id() -> str:
-    """``gpu-<device kind>`` when JAX runs on a GPU, else ``cpu-<model>-<cores>c`` (no hostname)."""
+    """:func:`machine_name` of JAX's first device and this CPU (no hostname)."""
     import jax
 
-    backend = jax.default_backend()
-    if backend in ("gpu", "cuda", "rocm"):
-        return "gpu-" + _sanitize(jax.devices()[0].device_kind)
-    return f"cpu-{_sanitize(cpu_model())}-{provenance.usable_cores()}c"
+    device = jax.devices()[0]
+    return machine_name(device.platform, device.device_kind, cpu_model(), provenance.usable_cores())
 
 
 def git_record() -> dict:
@@ -75,11 +82,12 @@ def environment() -> dict:
         "devices": [str(d) for d in devices],
         "cpu_model": cpu_model(),
         "cores": cores,
-        "gpu": devices[0].device_kind if backend in ("gpu", "cuda", "rocm") else None,
+        "gpu": devices[0].device_kind if backend != "cpu" else None,
         "torch_threads": cores if packages["torch"] else None,
         "loadavg_start": provenance.load_average(),
         "env": {k: provenance.portable_text(os.environ[k]) for k in sorted(os.environ) if k.startswith(ENV_PREFIXES)},
         "runtime": provenance.runtime_env(),
+        "memory_note": None if rss_applies(backend) else RSS_ACCELERATOR_NOTE,
     }
 
 
