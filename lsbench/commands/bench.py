@@ -55,9 +55,11 @@ def add_arguments(parser):
     parser.add_argument("--rss", choices=("auto", "all", "none"), default="auto",
                         help="peak-RSS child processes: auto = uniform/chunked/linear/peers at logits >= 32 MB "
                              "(float32), all, or none")
-    parser.add_argument("--min-rounds", type=int, default=None)
-    parser.add_argument("--max-rounds", type=int, default=None)
-    parser.add_argument("--min-time", type=float, default=None, help="seconds of timed calls per case, at least")
+    parser.add_argument("--min-rounds", type=int, default=None, help="timed calls per case, at least (default 5)")
+    parser.add_argument("--max-rounds", type=int, default=None,
+                        help="timed calls per case in one pass, at most (default 50)")
+    parser.add_argument("--min-time", type=float, default=None,
+                        help="seconds of timed calls per case over the first passes, about (default 0.5)")
     parser.add_argument("--malloc-reuse", action="store_true",
                         help="run with glibc keeping freed memory (see the command's description)")
     parser.add_argument("--noise-bound", type=float, default=None,
