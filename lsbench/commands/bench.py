@@ -6,7 +6,9 @@ floors side by side, measures peak extra memory, and writes
 ``<out>/results/bench-<machine>.json`` plus ``<out>/tables/bench.tex`` and
 ``<out>/tables/bench.md`` (see :mod:`lsbench.bench` for what is measured and
 the JSON schema; the tables are rendered from the JSON by
-:mod:`lsbench.report.bench`). The full suite takes about 15 minutes on a quiet 2-core CPU;
+:mod:`lsbench.report.bench`). The full suite took about 15 minutes on a quiet 2-core CPU
+timed case by case; interleaved, a quiet machine stops after 3 passes (about the same
+time) and a loaded one goes on to ``--max-passes`` (up to about three times longer);
 ``--quick`` runs tiny shapes in seconds (for tests).
 
 XLA:CPU returns every ``[.., K]`` result (a gradient) in a freshly mapped
