@@ -211,10 +211,10 @@ def test_distillation_loss_is_beta_mix_of_recipes():
     y = jnp.asarray(rng.integers(0, 5, 6))
     ce = RECIPES["uniform"].loss(s, y, epsilon=0.0)
     kd = RECIPES["distillation"].loss(s, t, temperature=4.0)
-    got = make_distillation_loss(4.0, 0.6)(s, t, y)
+    got = make_distillation_loss(4.0, 0.6)(s, {"teacher_logits": t, "label": y})
     assert float(got) == pytest.approx(0.6 * float(kd) + 0.4 * float(ce), rel=1e-6)
-    assert float(make_distillation_loss(1.0, 0.0)(s, t, y)) == pytest.approx(float(ce), rel=1e-6)
-    assert float(make_distillation_loss(2.0, 1.0)(s, s, y)) == pytest.approx(0.0, abs=1e-6)
+    assert float(make_distillation_loss(1.0, 0.0)(s, {"teacher_logits": t, "label": y})) == pytest.approx(float(ce), rel=1e-6)
+    assert float(make_distillation_loss(2.0, 1.0)(s, {"teacher_logits": s, "label": y})) == pytest.approx(0.0, abs=1e-6)
     assert make_distillation_loss(4.0, 0.6) is make_distillation_loss(4.0, 0.6)  # shared jit caches
 
 

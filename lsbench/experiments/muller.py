@@ -61,8 +61,8 @@ one-cycle for 4 epochs, 10 % of trainval held out by
 no cache is found, pets is skipped with the reason printed and recorded.
 The seed drives the split, the initialisation, the batch order and dropout,
 and is shared by every method of that seed, so differences are paired.
-Training is :func:`lsbench.train.fit` (one-cycle Adam); students use
-:func:`muller_models.fit_distill` with the same optimiser. Metrics are
+Training is :func:`lsbench.train.fit` (one-cycle Adam), students included
+(the teacher's logits ride in the batch). Metrics are
 :mod:`lsbench.metrics` (ECE with 15 bins, temperature fitted on held-out).
 
 **Recording** (the conventions of ``reproduce pets``). Every finished run is
@@ -980,8 +980,8 @@ class _Experiment:
         loss = make_loss(spec.recipe, dict(spec.params), ctx.num_classes)
         model = build_model(ctx.setup["arch"], ctx.x.shape[1], ctx.num_classes, job.seed)
         t0 = time.perf_counter()
-        trained, log = fit(model, ctx.x[split.train], ctx.y[split.train], loss, config, seed=job.seed,
-                           progress=self.progress, desc=f"{job.dataset} {job.name} seed {job.seed}")
+        trained, log = fit(model, {"image": ctx.x[split.train], "label": ctx.y[split.train]}, loss, config,
+                           seed=job.seed, progress=self.progress, desc=f"{job.dataset} {job.name} seed {job.seed}")
         t_train = time.perf_counter() - t0
         t0 = time.perf_counter()
         h, z = penultimate_and_logits(trained, ctx.x)
@@ -1048,27 +1048,25 @@ class _Experiment:
 
     def train_student(self, job: Job) -> dict:
         from lsbench import metrics
-        from lsbench.experiments.muller_models import (build_model, fit_distill, make_distillation_loss,
-                                                       penultimate_and_logits)
-        from lsbench.train import TrainConfig
+        from lsbench.experiments.muller_models import build_model, make_distillation_loss, penultimate_and_logits
+        from lsbench.train import TrainConfig, fit
 
         t_all = time.perf_counter()
         ctx = self.data[job.dataset]
         split = ctx.split(job.seed)
         config = TrainConfig.from_dict(ctx.setup["train"])
+        data = {"image": ctx.x[split.train], "label": ctx.y[split.train]}
         if job.teacher is None:
-            t_logits = np.zeros((len(ctx.y), ctx.num_classes), np.float32)
             loss = make_distillation_loss(1.0, 0.0)
             teacher_key = None
         else:
-            t_logits = self.teacher_logits(job.dataset, job.teacher, job.seed)
+            data["teacher_logits"] = self.teacher_logits(job.dataset, job.teacher, job.seed)[split.train]
             loss = make_distillation_loss(float(job.temperature), BETA)
             teacher_key = self.classifier_job(job.dataset, job.teacher, job.seed).key
         model = build_model(ctx.setup["student"], ctx.x.shape[1], ctx.num_classes, job.seed)
         t0 = time.perf_counter()
-        trained, log = fit_distill(model, ctx.x[split.train], ctx.y[split.train], t_logits[split.train], loss,
-                                   config, seed=job.seed, progress=self.progress,
-                                   desc=f"{job.dataset} {job.name} seed {job.seed}")
+        trained, log = fit(model, data, loss, config, seed=job.seed, progress=self.progress,
+                           desc=f"{job.dataset} {job.name} seed {job.seed}")
         t_train = time.perf_counter() - t0
         t0 = time.perf_counter()
         _, z = penultimate_and_logits(trained, ctx.x[np.concatenate([split.held, split.test])])

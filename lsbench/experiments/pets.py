@@ -792,7 +792,7 @@ class _Experiment:
             size = self.args.image_size
             transform = lambda xb, rng: augment_batch(xb, rng, size)  # noqa: E731
         t0 = time.perf_counter()
-        trained, log = fit(model, x_tv[train_idx], y_tv[train_idx], loss, self.config, seed=seed,
+        trained, log = fit(model, {"image": x_tv[train_idx], "label": y_tv[train_idx]}, loss, self.config, seed=seed,
                            trainable=trainable, batch_transform=transform, progress=self.progress,
                            desc=f"{spec.name} seed {seed}")
         t_train = time.perf_counter() - t0
