@@ -8,7 +8,7 @@
   after temperature scaling;
 * figure ``ece-error-<profile>``: ECE against error per recipe with 95 % CI bars.
 
-Schema: ``lsbench/pets-results/1`` (:mod:`lsbench.experiments.pets`).
+Schema: ``lsbench/pets-results/1`` (``lsbench/experiments/README.md``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import dataclasses
 import math
 from typing import Any, Mapping, Sequence
 
+from lsbench.published import PETS_ANCHORS
 from lsbench.report import figures as F
 from lsbench.report.fmt import DASH, excludes_zero, num, pm
 from lsbench.report.proofs import placeholder
@@ -29,20 +30,6 @@ BASELINE = "ce"
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 COLUMNS = ("recipe", "seeds", "error %", "NLL", "ECE %", "ECE after TS %",
            "Δ error (pp)", "Δ NLL", "Δ ECE (pp)", "Δ ECE after TS (pp)")
-
-
-def _anchors_default() -> dict:
-    from lsbench.experiments.pets import ANCHORS
-
-    return ANCHORS
-
-
-def _order_default() -> tuple[str, ...]:
-    try:
-        from lsbench.experiments.pets import DEFAULT_RECIPES
-    except ImportError:  # pragma: no cover
-        return ()
-    return tuple(DEFAULT_RECIPES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,8 +106,11 @@ def parse_pets(rf: ResultFile, profile: str | None = None) -> Pets:
                 if len(need(rf, rel, k, list, w)) != len(count):
                     raise ResultsError(rf.path, f"{w}.{k}: length differs from count")
     config = need(rf, rf.data, "config", dict, optional=True) or {}
-    anchors = need(rf, rf.data, "claim", dict, optional=True) or _anchors_default()
-    order = [n for n in _order_default() if n in aggregates]
+    # The anchors and the recipe order are the ones the results file recorded; a file without
+    # anchors gets today's (lsbench.published, a module below both experiments and report).
+    anchors = need(rf, rf.data, "claim", dict, optional=True) or PETS_ANCHORS
+    recorded = need(rf, rf.data, "recipes", dict, optional=True) or {}
+    order = [n for n in recorded if n in aggregates]
     order += [n for n in aggregates if n not in order]
     inv = rf.data.get("invocation")
     status = inv.get("status") if isinstance(inv, Mapping) else None
@@ -349,7 +339,7 @@ def pets_macros(p: Pets | None, profile: str) -> dict[str, Any]:
 
 
 def anchor_macros(anchors: Mapping | None = None) -> dict[str, Any]:
-    a = anchors or _anchors_default()
+    a = anchors or PETS_ANCHORS
     ls, ce = a.get("label_smoothing", {}), a.get("cross_entropy", {})
     return {
         "AnchorLSError": num(ls["error"], 1, 100) if "error" in ls else None,
