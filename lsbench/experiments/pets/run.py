@@ -1,92 +1,30 @@
-r"""pets: the fastai Oxford-IIIT Pets experiment for every label-smoothing recipe, several seeds.
+"""``python -m lsbench reproduce pets``: data, features, planning, training, recording.
 
-The claim: fastai's pets example (ResNet-34 pretrained on ImageNet, frozen
-body, fastai head, ``fit_one_cycle(4)``, batch 64, size 224, lr 3e-3, weight
-decay 1e-2, momentum 0.95→0.85, div 25, pct_start 0.3) trained with
-``LabelSmoothingCrossEntropy`` (ε = 0.1) is reported at 7.5 % error; plain
-cross-entropy gave 5.7–7.3 % across the nine committed reruns of the fastai
-course-v3 ``lesson1-pets`` notebook. Is label smoothing a gain, a loss or
-noise, and which form? (:data:`lsbench.published.PETS_ANCHORS`, printed beside the table and stored
-in the results file.)
-
-**Profiles** (``--profile``; default ``frozen`` on CPU, ``fastai`` on an accelerator):
-
-* ``frozen`` -- EfficientNet-Lite0 with its real ImageNet weights, body frozen
-  *and in eval mode*; its final 1280-channel feature map is pooled once
-  (fastai's concat pooling ``[max, avg]``, 2560 wide) and cached on disk; the
-  fastai head (:class:`lsbench.models.FastaiHead`, v1 linear biases) is
-  trained on the cached features for each recipe and seed. No augmentation
-  (features are computed once). Fits a 2-core CPU.
-* ``fastai`` -- the faithful recipe: torchvision ResNet-34 weights
-  (``--weights PATH``, converted by :func:`lsbench.models.load_resnet34`),
-  body frozen except its BatchNorm layers (fastai v1 ``train_bn=True``: BN
-  affine parameters trained, batch statistics in train mode), fastai head,
-  host-side augmentation (:func:`augment_batch`: random resized crop with
-  scale ∈ [0.35, 1] and ratio ∈ [3/4, 4/3], horizontal flip p = 0.5,
-  brightness/contrast ±20 % with p = 0.75). Without ``--weights`` it stops:
-  training from random initialisation is a different experiment and needs
-  ``--from-scratch`` (then every parameter is trained).
-
-Both: one-cycle Adam of :mod:`lsbench.train` with fastai v1 defaults
-(:data:`lsbench.train.FASTAI_V1`), 4 epochs, batch 64, lr 3e-3, wd 1e-2.
-
-**Recipes** (``--recipes``, default all of :data:`RUN_SPECS`): ``ce`` (plain
-cross-entropy, ``uniform`` with ε = 0: the baseline), ``uniform``,
-``off_target``, ``fastai``, ``tf_onehot``, ``speech_transformer`` (ε =
-``--epsilon``, default 0.1), ``fastreid_adaptive`` (``fastreid`` with
-``epsilon=-1, alpha=0.2``: ε_i = 0.2·p_y) and ``self_correction``
-(:func:`lsbench.losses.self_correction_loss`, α = 0.1, ``clip=False``, on top
-of plain cross-entropy, so its paired difference from ``ce`` isolates the
-reweighting).
-
-**Protocol** (a documented deviation from fastai, which trained on a random
-80 % of all 7,390 images and reported the error on the other 20 %): the head
-trains on 90 % of the official ``trainval`` split; the other 10 %
-(stratified by class, drawn from the run's seed, the same for every recipe
-of a seed) is held out and used only to fit the temperature for
-temperature scaling; every reported metric is on the official ``test``
-split. Seeds also drive head initialisation, batch order and dropout, so
-the paired differences from ``ce`` compare runs that share all of these.
-
-**Recording.** Each finished (recipe, seed) run is written atomically (temp
-file + rename) to ``<runs>/<recipe>-seed<k>.json`` where ``<runs>`` is
-``<out dir>/runs/<out stem>/`` (default ``paper/results/runs/pets-<profile>/``);
-the results file ``--out`` (default ``paper/results/pets-<profile>.json``;
-``pets-<profile>-limit<N>.json`` with ``--per-class-limit N``) is
-rewritten atomically after every run from all recorded runs that share this
-invocation's configuration. A rerun skips runs whose recorded ``run_key``
-matches; a recorded run with a different configuration stops the command
-before anything is trained (use ``--force`` or another ``--out``);
-``--force`` redoes runs and first copies a differing old record to
-``<runs>/replaced/``. An interrupt loses at most the run in progress.
-
-The results and run-record schemas: ``lsbench/experiments/README.md``.
-
-Metrics are fractions (error 0.075 = 7.5 %), NLL in nats; see :mod:`lsbench.metrics`.
+The experiment is described in :mod:`lsbench.experiments.pets`; every setting of its runs is a
+field of :class:`~lsbench.experiments.pets.config.PetsConfig`, which the flags override.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import hashlib
 import math
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from lsbench import provenance as prov
 from lsbench.experiments import records
-from lsbench.experiments.pets.config import PROFILES, RUN_SPECS, PetsConfig, RunSpec, from_args, get_config, run_settings
+from lsbench.experiments.pets.config import (PROFILES, RUN_SPECS, PetsConfig, RunSpec, from_args, get_config,
+                                             run_settings)
+from lsbench.experiments.pets.model import array_digest, load_cached_features, npz_bytes, pets_net
 from lsbench.experiments.pets.protocol import aggregate, augment_batch, format_table, heldout_split
 from lsbench.experiments.settings import to_dict
 from lsbench.published import PETS_ANCHORS
 
-__all__ = ["UsageError", "Experiment", "add_arguments", "run", "default_out", "pets_net"]
+__all__ = ["UsageError", "Experiment", "add_arguments", "run", "default_out"]
 
 RESULTS_SCHEMA = "lsbench/pets-results/1"
 RUN_SCHEMA = "lsbench/pets-run/1"
@@ -110,9 +48,11 @@ def default_out(profile: str, per_class_limit: int | None = None) -> Path:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``reproduce pets``; each overrides one field of :func:`~.config.get_config`
     (:data:`~.config.FLAGS`), whose values are the defaults shown."""
+    from lsbench.experiments import pets as package
+
     cfg = get_config()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.description = (__doc__ or "").split("\n\n**Recording.**")[0]
+    parser.description = (package.__doc__ or "").split("\n\n**Recording.**")[0]
     g = parser.add_argument_group("what to run")
     g.add_argument("--profile", choices=PROFILES, default=None,
                    help="frozen: cached EfficientNet-Lite0 features + fastai head (default on CPU); "
@@ -214,15 +154,6 @@ def run(args) -> int:
     return Experiment(args, cfg, out).main()
 
 
-def _array_digest(*arrays: np.ndarray) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(memoryview(a).cast("B"))
-    return h.hexdigest()
-
-
 # --------------------------------------------------------------------------- the experiment
 
 
@@ -310,7 +241,7 @@ class Experiment:
                 raise UsageError(f"the {name} split is empty")
         self.num_classes = len(self.trainval.names)
         self.split_ids = {
-            name: {"images_sha256": _array_digest(s.images), "labels_sha256": _array_digest(s.labels),
+            name: {"images_sha256": array_digest(s.images), "labels_sha256": array_digest(s.labels),
                    "n": len(s), "shape": list(s.images.shape)}
             for name, s in (("trainval", self.trainval), ("test", self.test))
         }
@@ -337,7 +268,7 @@ class Experiment:
         for name, split in (("trainval", self.trainval), ("test", self.test)):
             key = self.feature_keys[name] = self._feature_key(name)
             path = paths[name] = self._cache_root() / "features" / f"pets-lite0-{name}-{key}.npz"
-            feats = _load_cached_features(path, split.labels, self.log)
+            feats = load_cached_features(path, split.labels, self.log)
             if feats is None:
                 missing.append(name)
             else:
@@ -359,7 +290,7 @@ class Experiment:
                 k = len(splits[n])
                 self.features[n] = feats[start:start + k]
                 start += k
-                prov.atomic_write_bytes(paths[n], _npz_bytes(features=self.features[n],
+                prov.atomic_write_bytes(paths[n], npz_bytes(features=self.features[n],
                                                              labels=np.asarray(splits[n].labels)))
                 self.log(f"features ({n}): saved {paths[n]}")
         self.times["features"] += time.perf_counter() - t0
@@ -623,59 +554,3 @@ class Experiment:
         }
         prov.atomic_write_json(self.out, results)
         return aggregates
-
-
-# --------------------------------------------------------------------------- fastai-profile model
-
-
-@functools.cache
-def _pets_net_class():
-    """The fastai-profile network class (defined on first use: importing Flax takes seconds)."""
-    from flax import nnx
-
-    class PetsNet(nnx.Module):
-        """ResNet-34 body -> concat pooling ``[max, avg]`` -> :class:`FastaiHead`; input uint8 NHWC."""
-
-        def __init__(self, body, head, pooling):
-            self.body = body
-            self.head = head
-            self.pooling = pooling
-
-        def __call__(self, x, *, rngs=None):
-            feats = self.body.features(self.body.preprocess(x), self.pooling)
-            return self.head(feats, rngs=rngs)
-
-    return PetsNet
-
-
-def pets_net(body, head, pooling: str = "maxavg"):
-    """``PetsNet(body, head)``: ``head(pool(body.features(body.preprocess(x))))``."""
-    return _pets_net_class()(body, head, pooling)
-
-
-# --------------------------------------------------------------------------- small helpers
-
-
-def _load_cached_features(path: Path, labels: np.ndarray, log: Callable[[str], None]) -> np.ndarray | None:
-    """The cached ``features`` of ``path`` if it exists and matches ``labels``; else ``None``."""
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            feats, cached_labels = z["features"], z["labels"]
-    except Exception as exc:  # noqa: BLE001 - unreadable cache: recompute
-        log(f"features: cache {path} unreadable ({exc}); recomputing")
-        return None
-    if (feats.ndim == 2 and feats.shape[0] == len(labels) and feats.dtype == np.float32
-            and np.array_equal(cached_labels, labels) and np.isfinite(feats).all()):
-        return feats
-    log(f"features: cache {path} does not match the data; recomputing")
-    return None
-
-
-def _npz_bytes(**arrays) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
