@@ -150,6 +150,11 @@ def test_end_to_end_interrupt_resume_force_and_mismatch(tmp_path, cache_dir, mon
     assert inv["status"] == "complete" and inv["skipped"] == [["ce", 0]] and inv["trained"] == [["uniform", 0]]
     assert res["schema"] == "lsbench/pets-results/1" and res["profile"] == "frozen"
     assert res["claim"]["label_smoothing"]["error"] == 0.075
+    # the whole configuration is recorded, with the command line's overrides in it
+    cfg = res["experiment_config"]
+    assert (cfg["train"]["epochs"], cfg["seeds"], cfg["recipes"], cfg["data"]["per_class_limit"]) == (
+        1, [0], ["ce", "uniform"], 1)
+    assert res["config"]["settings"]["train"] == cfg["train"] and "seeds" not in res["config"]["settings"]
     assert [(r["name"], r["seed"]) for r in res["runs"]] == [("ce", 0), ("uniform", 0)]
     for r in res["runs"]:
         t = r["test"]

@@ -87,9 +87,8 @@ from lsbench.experiments.muller.aggregate import (aggregate_calibration, aggrega
                                                   aggregate_representations, student_name)
 from lsbench.experiments.muller.config import EXPERIMENTS, SPECS, MullerConfig, Spec, get_config
 from lsbench.experiments.muller.data import DatasetSkipped, find_pets_features, load_pets_features
-from lsbench.experiments.muller.run import add_arguments, run
 from lsbench.published import MULLER_PUBLISHED as PUBLISHED
 
-__all__ = ["PUBLISHED", "SPECS", "EXPERIMENTS", "Spec", "MullerConfig", "get_config", "add_arguments", "run",
+__all__ = ["PUBLISHED", "SPECS", "EXPERIMENTS", "Spec", "MullerConfig", "get_config",
            "aggregate_calibration", "aggregate_distillation", "aggregate_representations", "student_name",
            "DatasetSkipped", "find_pets_features", "load_pets_features"]

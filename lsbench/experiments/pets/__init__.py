@@ -72,7 +72,7 @@ Results and run-record schemas: ``lsbench/experiments/README.md``.
 
 from lsbench.experiments.pets.config import DEFAULT_RECIPES, RUN_SPECS, PetsConfig, RunSpec, get_config
 from lsbench.experiments.pets.protocol import METRICS, aggregate, augment_batch, format_table, heldout_split
-from lsbench.experiments.pets.run import add_arguments, default_out, run
+from lsbench.experiments.pets.run import default_out
 from lsbench.published import PETS_ANCHORS as ANCHORS
 
 __all__ = [
@@ -83,8 +83,6 @@ __all__ = [
     "RunSpec",
     "PetsConfig",
     "get_config",
-    "add_arguments",
-    "run",
     "heldout_split",
     "augment_batch",
     "aggregate",
