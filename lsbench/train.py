@@ -66,23 +66,9 @@ import numpy as np
 import optax
 from flax import nnx
 
-__all__ = [
-    "TrainConfig",
-    "FASTAI_V1",
-    "FASTAI_V2",
-    "combined_cos",
-    "one_cycle_schedules",
-    "make_optimizer",
-    "INPUTS",
-    "LABELS",
-    "LossFn",
-    "make_loss",
-    "steps_per_epoch",
-    "apply_model",
-    "make_train_step",
-    "fit",
-    "predict",
-]
+__all__ = ["TrainConfig", "FASTAI_V1", "FASTAI_V2", "combined_cos", "one_cycle_schedules", "make_optimizer",
+           "INPUTS", "LABELS", "LossFn", "make_loss", "steps_per_epoch", "apply_model", "make_train_step",
+           "fit", "predict"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -54,25 +54,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-__all__ = [
-    "NUM_CLASSES",
-    "SPLITS",
-    "ENV_DATA_DIR",
-    "ENV_CACHE_DIR",
-    "Archive",
-    "ARCHIVES",
-    "PetsSplit",
-    "PetsDataError",
-    "PetsNotFoundError",
-    "PetsDownloadError",
-    "load_pets",
-    "resolve_pets_dir",
-    "download_pets",
-    "extract_archive",
-    "read_split_file",
-    "resize_shorter_center_crop",
-    "default_cache_dir",
-]
+__all__ = ["NUM_CLASSES", "SPLITS", "ENV_DATA_DIR", "ENV_CACHE_DIR", "Archive", "ARCHIVES", "PetsSplit",
+           "PetsDataError", "PetsNotFoundError", "PetsDownloadError", "load_pets", "resolve_pets_dir",
+           "download_pets", "extract_archive", "read_split_file", "resize_shorter_center_crop",
+           "default_cache_dir"]
 
 NUM_CLASSES = 37
 SPLITS = ("trainval", "test")
@@ -550,20 +535,14 @@ def _select(entries: list[tuple[str, int]], per_class_limit: int | None) -> list
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` via a temporary file in the same directory + rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """``np.save`` of ``array`` written atomically (:func:`lsbench.provenance.atomic_write_bytes`)."""
+    import io
+
+    from lsbench.provenance import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    atomic_write_bytes(path, buf.getbuffer())
 
 
 def _load_dir(root: Path, split: str, image_size: int, per_class_limit: int | None,
