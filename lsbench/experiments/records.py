@@ -27,6 +27,7 @@ __all__ = [
     "read_record",
     "strip_bins",
     "describe_mismatch",
+    "mismatch_message",
     "keep_replaced",
     "save_record",
     "provenance_brief",
@@ -66,6 +67,14 @@ def describe_mismatch(rec: Mapping, common: Mapping, loss: Any = None) -> str:
     old = rec.get("config") or {}
     diffs += [f"config[{k!r}] differs" for k in sorted(set(old) | set(common)) if old.get(k) != common.get(k)]
     return "; ".join(diffs) or "different run_key"
+
+
+def mismatch_message(command: str, runs_dir: Path, problems: Sequence[str], out_flag: str) -> str:
+    """Why an invocation stops before training: recorded runs in ``runs_dir`` with another configuration."""
+    return (f"lsbench reproduce {command}: recorded runs in {runs_dir} were made with a different "
+            "configuration:\n  " + "\n  ".join(problems)
+            + "\nNothing was changed. Rerun with --force to redo them (the old records are kept under "
+              f"replaced/), or pick another {out_flag}.")
 
 
 def keep_replaced(path: Path, log: Callable[[str], None], why: str = "  previous record",

@@ -19,7 +19,41 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-__all__ = ["to_dict", "field", "replace"]
+__all__ = ["RunSpec", "to_dict", "field", "replace"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One trained model of an experiment: a name, the ``lsbench.losses`` recipe and its parameters.
+
+    ``uses_epsilon``: the experiment's ``--epsilon`` is added to ``params`` (pets' fixed-ε rows).
+
+    >>> s = RunSpec.of("uniform", "uniform", {}, "ε/K on every class", uses_epsilon=True)
+    >>> s.loss(0.1)
+    {'recipe': 'uniform', 'params': {'epsilon': 0.1}}
+    """
+
+    name: str
+    recipe: str
+    params: tuple  # sorted (key, value) pairs
+    description: str
+    uses_epsilon: bool = False
+
+    @classmethod
+    def of(cls, name: str, recipe: str, params: dict, description: str, uses_epsilon: bool = False) -> "RunSpec":
+        return cls(name, recipe, tuple(sorted(params.items())), description, uses_epsilon)
+
+    def loss_params(self, epsilon: float | None = None) -> dict:
+        p = dict(self.params)
+        if self.uses_epsilon:
+            if epsilon is None:
+                raise ValueError(f"run {self.name!r} takes the experiment's epsilon; none given")
+            p["epsilon"] = float(epsilon)
+        return p
+
+    def loss(self, epsilon: float | None = None) -> dict:
+        """``{"recipe", "params"}`` as run records store it."""
+        return {"recipe": self.recipe, "params": self.loss_params(epsilon)}
 
 
 def to_dict(cfg: Any) -> Any:

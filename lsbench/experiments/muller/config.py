@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
-from lsbench.experiments.settings import to_dict
+from lsbench.experiments.settings import RunSpec, to_dict
 from lsbench.train import FASTAI_V1, TrainConfig
 
 __all__ = [
@@ -42,22 +42,9 @@ LS_REFERENCE = "uniform_0.1"
 MNIST_EPOCHS = 8
 
 
-@dataclasses.dataclass(frozen=True)
-class Spec:
-    """A classifier run: a name, the ``lsbench.losses`` recipe and its parameters."""
-
-    name: str
-    recipe: str
-    params: tuple  # sorted (key, value) pairs
-    description: str
-
-    def loss(self) -> dict:
-        return {"recipe": self.recipe, "params": dict(self.params)}
-
-
-def _spec(name, recipe, params, description):
-    return Spec(name, recipe, tuple(sorted(params.items())), description)
-
+#: A classifier run of the Müller experiments (:class:`lsbench.experiments.settings.RunSpec`).
+Spec = RunSpec
+_spec = RunSpec.of
 
 SPECS: dict[str, Spec] = {s.name: s for s in (
     _spec("ce", "uniform", {"epsilon": 0.0}, "plain cross-entropy (uniform, α = 0): the baseline"),

@@ -209,11 +209,7 @@ class Experiment:
             return 2
         jobs, problems = self.plan()
         if problems:
-            self.log("lsbench reproduce muller: recorded runs under "
-                     f"{self.runs_root} were made with a different configuration:\n  "
-                     + "\n  ".join(problems)
-                     + "\nNothing was changed. Rerun with --force to redo them (the old records are kept "
-                       "under replaced/), or pick another --out-dir.")
+            self.log(records.mismatch_message("muller", self.runs_root, problems, "--out-dir"))
             return 2
         self.provenance = prov.collect(
             files={label: p for d in self.data.values() for label, p in d.files.items()},

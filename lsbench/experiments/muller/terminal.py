@@ -17,14 +17,20 @@ def pct(s: Mapping | None, scale: float = 100.0, digits: int = 2, sign: bool = F
     return fmt_pm(s, scale, digits, sign)
 
 
+def _recorded(res: Mapping, experiment: str, out: list[str]):
+    """``(dataset, aggregates)`` of the data sets with runs; a line in ``out`` for each skipped one."""
+    for d, v in res["datasets"].items():
+        if v.get("status") in ("ok", "incomplete"):
+            yield d, v
+        else:
+            out.append(f"\n== {experiment} / {d}: skipped ({v.get('reason')})")
+
+
 def format_report(results: Mapping[str, Mapping], temperatures: Sequence[float], beta: float) -> str:
     """The terminal report of ``reproduce muller``: a table per sub-experiment and data set, then the verdicts."""
     out = []
     if "calibration" in results:
-        for d, v in results["calibration"]["datasets"].items():
-            if v.get("status") not in ("ok", "incomplete"):
-                out.append(f"\n== calibration / {d}: skipped ({v.get('reason')})")
-                continue
+        for d, v in _recorded(results["calibration"], "calibration", out):
             rows = []
             for n, a in v["specs"].items():
                 m = a["metrics"]
@@ -42,10 +48,7 @@ def format_report(results: Mapping[str, Mapping], temperatures: Sequence[float],
             f"{r['setup']}: {r['ece']:.3f} -> TS {r['ece_ts']:.3f} (T={r['temperature']}) / "
             f"LS {r['ece_ls']:.3f} (α={r['alpha']})" for r in MULLER_PUBLISHED["calibration"]["rows"]))
     if "distillation" in results:
-        for d, v in results["distillation"]["datasets"].items():
-            if v.get("status") not in ("ok", "incomplete"):
-                out.append(f"\n== distillation / {d}: skipped ({v.get('reason')})")
-                continue
+        for d, v in _recorded(results["distillation"], "distillation", out):
             temps = [tname(t) for t in temperatures]
             rows = []
             for n, a in v["teachers"].items():
@@ -69,10 +72,7 @@ def format_report(results: Mapping[str, Mapping], temperatures: Sequence[float],
                    f"{p['teacher_error']['ls']:.2%} (LS); student error {p['student_error']['ce']:.2%} / "
                    f"{p['student_error']['ls']:.2%}")
     if "representations" in results:
-        for d, v in results["representations"]["datasets"].items():
-            if v.get("status") not in ("ok", "incomplete"):
-                out.append(f"\n== representations / {d}: skipped ({v.get('reason')})")
-                continue
+        for d, v in _recorded(results["representations"], "representations", out):
             rows = []
             for n, a in v["specs"].items():
                 tt = a.get("test_templates") or {}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
-from lsbench.experiments.settings import replace, to_dict
+from lsbench.experiments.settings import RunSpec, replace, to_dict
 from lsbench.train import TrainConfig
 
 __all__ = [
@@ -40,26 +40,7 @@ __all__ = [
 PROFILES = ("frozen", "fastai")
 
 
-@dataclasses.dataclass(frozen=True)
-class RunSpec:
-    """One row of the experiment: a name, the loss recipe it calls and its parameters."""
-
-    name: str
-    recipe: str
-    params: tuple  # sorted (key, value) pairs
-    description: str
-    uses_epsilon: bool = False
-
-    def loss_params(self, epsilon: float) -> dict:
-        p = dict(self.params)
-        if self.uses_epsilon:
-            p["epsilon"] = float(epsilon)
-        return p
-
-
-def _spec(name, recipe, params, description, uses_epsilon=False):
-    return RunSpec(name, recipe, tuple(sorted(params.items())), description, uses_epsilon)
-
+_spec = RunSpec.of
 
 RUN_SPECS: dict[str, RunSpec] = {s.name: s for s in (
     _spec("ce", "uniform", {"epsilon": 0.0}, "plain cross-entropy (uniform with ε = 0), the baseline"),

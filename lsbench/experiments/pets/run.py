@@ -200,11 +200,7 @@ class Experiment:
             return 2
         plan, problems = self.plan()
         if problems:
-            self.log("lsbench reproduce pets: recorded runs in "
-                     f"{self.runs_dir} were made with a different configuration:\n  "
-                     + "\n  ".join(problems)
-                     + "\nNothing was changed. Rerun with --force to redo them (the old records are "
-                       "kept under replaced/), or pick another --out.")
+            self.log(records.mismatch_message("pets", self.runs_dir, problems, "--out"))
             return 2
         self.provenance = self.collect_provenance()
         status = "complete"
@@ -357,7 +353,7 @@ class Experiment:
 
     def run_config(self, spec: RunSpec, seed: int) -> dict:
         return {"common_key": self.common_key, "name": spec.name, "seed": int(seed),
-                "loss": {"recipe": spec.recipe, "params": spec.loss_params(self.cfg.epsilon)}}
+                "loss": spec.loss(self.cfg.epsilon)}
 
     # -- planning
     def plan(self) -> tuple[list[tuple[RunSpec, int, str]], list[str]]:
