@@ -80,3 +80,19 @@ def convert_state_dict(model: nnx.Module, sd: Mapping[str, Any], what: str, load
     if unexpected:
         raise ValueError(f"unexpected keys in {what} state dict: {unexpected[:8]}")
     return model
+
+
+def load_converted(sd: Mapping[str, Any], what: str, fc: str, make: Callable[[int], nnx.Module],
+                   convert: Callable[..., nnx.Module], num_features: int, num_classes: int | None,
+                   seed: int) -> nnx.Module:
+    """Build ``make(n)`` shape-only (``n`` = the file's classifier size), fill it with ``convert``
+    and return it in eval mode; a ``num_classes`` other than ``n`` gets a fresh classifier
+    ``nnx.Linear(num_features, num_classes)`` drawn from ``seed``."""
+    n_file = int(sd[f"{fc}.weight"].shape[0])
+    model = abstract(lambda: make(n_file))
+    convert(model, sd, load_fc=True)
+    if num_classes is not None and num_classes != n_file:
+        model.fc = nnx.Linear(num_features, num_classes, rngs=nnx.Rngs(seed))
+    check_concrete(model, what)
+    model.eval()
+    return model

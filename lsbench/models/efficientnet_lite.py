@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lsbench.models._convert import abstract, assign_conv_bn, check_concrete, convert_state_dict
+from lsbench.models._convert import assign_conv_bn, convert_state_dict, load_converted
 from lsbench.models.layers import POOLINGS, ConvBN, pool_features
 from lsbench.models.torch_pickle import load_state_dict
 
@@ -192,14 +192,8 @@ def load_efficientnet_lite0(weights: str | os.PathLike | None = None, *, num_cla
     sd = load_state_dict(path)
     if "_fc.weight" not in sd:
         raise ValueError(f"{path}: not an EfficientNet-Lite0 state dict (no '_fc.weight')")
-    n_file = int(sd["_fc.weight"].shape[0])
-    model = abstract(lambda: EfficientNetLite0(n_file, rngs=nnx.Rngs(0)))
-    convert_efficientnet_lite0_state_dict(model, sd, load_fc=True)
-    if num_classes is not None and num_classes != n_file:
-        model.fc = nnx.Linear(EfficientNetLite0.num_features, num_classes, rngs=nnx.Rngs(seed))
-    check_concrete(model, "EfficientNet-Lite0")
-    model.eval()
-    return model
+    return load_converted(sd, "EfficientNet-Lite0", "_fc", lambda n: EfficientNetLite0(n, rngs=nnx.Rngs(0)),
+                          convert_efficientnet_lite0_state_dict, EfficientNetLite0.num_features, num_classes, seed)
 
 
 # --------------------------------------------------------------------------- batched extraction

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lsbench.models._convert import abstract, assign_conv_bn, check_concrete, convert_state_dict
+from lsbench.models._convert import assign_conv_bn, convert_state_dict, load_converted
 from lsbench.models.layers import ConvBN, pool_features
 from lsbench.models.torch_pickle import load_state_dict
 
@@ -152,11 +152,5 @@ def load_resnet34(weights: str | os.PathLike, *, num_classes: int | None = None,
     sd = load_state_dict(Path(weights))
     if "fc.weight" not in sd:
         raise ValueError(f"{weights}: not a ResNet-34 state dict (no 'fc.weight')")
-    n_file = int(sd["fc.weight"].shape[0])
-    model = abstract(lambda: ResNet34(n_file, rngs=nnx.Rngs(0)))
-    convert_resnet34_state_dict(model, sd, load_fc=True)
-    if num_classes is not None and num_classes != n_file:
-        model.fc = nnx.Linear(ResNet34.num_features, num_classes, rngs=nnx.Rngs(seed))
-    check_concrete(model, "ResNet-34")
-    model.eval()
-    return model
+    return load_converted(sd, "ResNet-34", "fc", lambda n: ResNet34(n, rngs=nnx.Rngs(0)),
+                          convert_resnet34_state_dict, ResNet34.num_features, num_classes, seed)

@@ -28,13 +28,13 @@ import dataclasses
 import io
 import re
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from lsbench.provenance import atomic_write_bytes
 from lsbench.report import figures as F
-from lsbench.report.fmt import DASH, TeX, excludes_zero, num, pm, thousands
+from lsbench.report.fmt import DASH, excludes_zero, num, pm
 from lsbench.report.proofs import P, placeholder
 from lsbench.report.results import ResultFile, ResultsError, check_schema, need
 from lsbench.report.tables import Table
@@ -108,6 +108,18 @@ def _skipped_row(d: str, v: Mapping, width: int) -> tuple[str, ...]:
     return (d, "skipped (see the verdicts table)", *[""] * (width - 2))
 
 
+def _recorded_datasets(m: Muller, rows: list, width: int):
+    """The ``(dataset, aggregates)`` of ``m`` that have runs, appending to ``rows`` a rule between
+    data sets and a "skipped" row (``width`` cells) for each data set without runs."""
+    for i, (d, v) in enumerate(m.datasets.items()):
+        if i:
+            rows.append(("\\midrule",))
+        if not is_recorded(v):
+            rows.append(_skipped_row(d, v, width))
+            continue
+        yield d, v
+
+
 _HOME = re.compile(r"(?<![\w.~/])/(?:root|home/[^/\s]+|Users/[^/\s]+)(?=/|(?![^\s.,;:)]))")
 _ABSOLUTE = re.compile(r"(?<![\w.~/])/(?:[^\s/'\"`()]+/)+([^\s/'\"`(),;:]*)")
 
@@ -150,12 +162,7 @@ CAL_COLUMNS = ("data set", "recipe", "seeds", "error %", "ECE %", "ECE after TS 
 def calibration_table(m: Muller) -> Table:
     rows = []
     notes = []
-    for i, (d, v) in enumerate(m.datasets.items()):
-        if i:
-            rows.append(("\\midrule",))
-        if not is_recorded(v):
-            rows.append(_skipped_row(d, v, len(CAL_COLUMNS)))
-            continue
+    for d, v in _recorded_datasets(m, rows, len(CAL_COLUMNS)):
         for j, (n, a) in enumerate(v["specs"].items()):
             mm = a.get("metrics") or {}
             delta = "(baseline)" if n == BASELINE else _delta((a.get("paired_vs_ce") or {}).get("ece"), 100, 2)
@@ -210,12 +217,7 @@ def distillation_table(m: Muller) -> Table:
     temps.sort(key=lambda t: float(t) if is_float(t) else float("inf"))
     columns = ("data set", "teacher", "teacher error %", *[f"student T = {t}" for t in temps])
     rows = []
-    for i, (d, v) in enumerate(m.datasets.items()):
-        if i:
-            rows.append(("\\midrule",))
-        if not is_recorded(v):
-            rows.append(_skipped_row(d, v, len(columns)))
-            continue
+    for d, v in _recorded_datasets(m, rows, len(columns)):
         first = True
         for n, a in (v.get("teachers") or {}).items():
             st = (v.get("students") or {}).get(n) or {}
@@ -275,12 +277,7 @@ def representations_table(m: Muller) -> Table:
     rows = []
     supplementary: dict[str, list[str]] = {}
     any_suppl = False
-    for i, (d, v) in enumerate(m.datasets.items()):
-        if i:
-            rows.append(("\\midrule",))
-        if not is_recorded(v):
-            rows.append(_skipped_row(d, v, len(REP_COLUMNS)))
-            continue
+    for d, v in _recorded_datasets(m, rows, len(REP_COLUMNS)):
         specs = v.get("specs") or {}
         first = True
         for label, test_key, train_key, claims_key in REP_SPACES:
