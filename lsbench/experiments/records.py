@@ -123,7 +123,8 @@ def summary(values: Mapping[int, float]) -> dict | None:
 
 
 def paired(values: Mapping[int, float], base: Mapping[int, float]) -> dict | None:
-    """:func:`lsbench.metrics.paired_difference` ``values − base`` on the shared seeds (``None`` if either is empty)."""
+    """:func:`lsbench.metrics.paired_difference` ``values − base`` on the shared seeds
+    (``None`` if either is empty)."""
     from lsbench.metrics import paired_difference
 
     return paired_difference(values, base) if values and base else None

@@ -147,6 +147,15 @@ def _notes(m: Muller, extra: Sequence[str] = ()) -> tuple[str, ...]:
     return tuple(portable_paths(n) for n in notes)
 
 
+def _experiment_table(m: Muller, experiment: str, caption: str, columns: Sequence[str], rows: list,
+                      notes: list[str], left: int) -> Table:
+    """The table ``muller-<experiment>`` of one results file: ``left`` left-aligned columns, the rest
+    right-aligned, with the file's recording status among the notes."""
+    return Table(name=f"muller-{experiment}", caption=caption, columns=tuple(columns), rows=tuple(rows),
+                 sources=(m.file.source,), align="l" * left + "r" * (len(columns) - left),
+                 notes=_notes(m, notes), shrink_only=True, ragged_notes=True)
+
+
 def _delta(s: Mapping | None, scale: float, digits: int) -> str:
     if not s:
         return DASH
@@ -180,13 +189,9 @@ def calibration_table(m: Muller) -> Table:
                              f"{num(r['ece_ts'], 1, 100)}% (T = {r.get('temperature', DASH)}), with LS "
                              f"{num(r['ece_ls'], 1, 100)}% (α = {r.get('alpha', DASH)}).")
     notes.insert(0, "Mean ± 95% CI over seeds; Δ: paired difference from ce (* the CI excludes 0).")
-    return Table(
-        name="muller-calibration",
-        caption="Müller et al. (2019) reproduction, calibration: does label smoothing lower the ECE "
-                "(15 bins) about as much as temperature scaling?",
-        columns=CAL_COLUMNS, rows=tuple(rows), sources=(m.file.source,),
-        align="ll" + "r" * (len(CAL_COLUMNS) - 2), notes=_notes(m, notes), shrink_only=True, ragged_notes=True,
-    )
+    caption = ("Müller et al. (2019) reproduction, calibration: does label smoothing lower the ECE "
+               "(15 bins) about as much as temperature scaling?")
+    return _experiment_table(m, "calibration", caption, CAL_COLUMNS, rows, notes, left=2)
 
 
 # --------------------------------------------------------------------------- distillation
@@ -247,13 +252,9 @@ def distillation_table(m: Muller) -> Table:
     beta = m.file.data.get("beta")
     if isinstance(beta, (int, float)):
         notes.append(f"Student loss β·T²·KL + (1 − β)·CE with β = {beta:g}.")
-    return Table(
-        name="muller-distillation",
-        caption="Müller et al. (2019) reproduction, distillation: is a teacher trained with label smoothing "
-                "a better model but a worse teacher?",
-        columns=columns, rows=tuple(rows), sources=(m.file.source,),
-        align="ll" + "r" * (len(columns) - 2), notes=_notes(m, notes), shrink_only=True, ragged_notes=True,
-    )
+    caption = ("Müller et al. (2019) reproduction, distillation: is a teacher trained with label smoothing "
+               "a better model but a worse teacher?")
+    return _experiment_table(m, "distillation", caption, columns, rows, notes, left=2)
 
 
 # --------------------------------------------------------------------------- representations
@@ -318,13 +319,9 @@ def representations_table(m: Muller) -> Table:
     if supplementary:
         notes.append("Supplementary sub-claims (template subspace, same rule, not part of the verdict): "
                      + "; ".join(f"{d}: {', '.join(c)}" for d, c in supplementary.items()) + ".")
-    return Table(
-        name="muller-representations",
-        caption="Müller et al. (2019) reproduction, representations: does label smoothing make tight, "
-                "equidistant class clusters?",
-        columns=REP_COLUMNS, rows=tuple(rows), sources=(m.file.source,),
-        align="lll" + "r" * (len(REP_COLUMNS) - 3), notes=_notes(m, notes), shrink_only=True, ragged_notes=True,
-    )
+    caption = ("Müller et al. (2019) reproduction, representations: does label smoothing make tight, "
+               "equidistant class clusters?")
+    return _experiment_table(m, "representations", caption, REP_COLUMNS, rows, notes, left=3)
 
 
 # --------------------------------------------------------------------------- verdicts

@@ -57,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="data sets, from mnist, digits, pets (default: calibration and representations "
                         "on mnist + pets, distillation on mnist; distillation runs only on mnist/digits)")
     g.add_argument("--seeds", nargs="+", type=int, default=None, metavar="K",
-                   help=f"seeds (default: {' '.join(map(str, full.seeds))}; --quick: {' '.join(map(str, quick.seeds))})")
+                   help=f"seeds (default: {' '.join(map(str, full.seeds))}; "
+                        f"--quick: {' '.join(map(str, quick.seeds))})")
     g.add_argument("--temperatures", nargs="+", type=float, default=None, metavar="T",
                    help=f"distillation temperatures (default: {' '.join(f'{t:g}' for t in full.temperatures)}; "
                         f"--quick: {' '.join(f'{t:g}' for t in quick.temperatures)})")
@@ -520,11 +521,11 @@ class Experiment:
                            "reason": None if not missing else f"{missing} run(s) not recorded yet",
                            "config": ctx.common, "common_key": ctx.common_key, **agg}
         per = {d: v["verdict"] for d, v in datasets.items() if v.get("status") == "ok"}
+        skipped = {d: why for d, why in self.skipped_datasets.items() if d in self.datasets_for.get(experiment, [])}
         return {
             "schema": RESULTS_SCHEMA, "experiment": experiment, "published": MULLER_PUBLISHED[experiment],
-            "source": MULLER_PUBLISHED["source"], "caveats": caveats(
-                self.cfg, experiment, {d: why for d, why in self.skipped_datasets.items()
-                                       if d in self.datasets_for.get(experiment, [])}), "verdict_rule": ana.VERDICT_RULE,
+            "source": MULLER_PUBLISHED["source"], "caveats": caveats(self.cfg, experiment, skipped),
+            "verdict_rule": ana.VERDICT_RULE,
             "verdict": {"verdict": ana.combine_datasets(per) if per else ana.INCONCLUSIVE, "per_dataset": per},
             "datasets": datasets, "seeds": list(self.seeds), "quick": self.quick,
             "temperatures": [float(t) for t in self.temperatures] if experiment == "distillation" else None,
