@@ -1,11 +1,10 @@
-"""Tests for ``lsbench.experiments.records`` (shared run records) and ``lsbench.experiments.settings``."""
+"""Tests for ``lsbench.experiments.records`` (the run records pets and Müller share)."""
 
-import dataclasses
 import json
 
 import pytest
 
-from lsbench.experiments import records, settings
+from lsbench.experiments import records
 
 
 def _rec(key="k1", error=0.1):
@@ -62,28 +61,3 @@ def test_terminal_formatting():
     assert records.fmt_pm({"mean": 0.1, "ci": 0.02}, 100, 1, sign=True) == "+10.0 ± 2.0"
     table = records.text_table(("a", "long header"), [("xyz", "1")]).splitlines()
     assert table[0] == "a    long header" and table[1] == "---  -----------" and table[2] == "xyz  1          "
-
-
-@dataclasses.dataclass(frozen=True)
-class _Inner:
-    lr: float = 0.1
-
-    def __post_init__(self):
-        if self.lr <= 0:
-            raise ValueError("lr must be > 0")
-
-
-@dataclasses.dataclass(frozen=True)
-class _Outer:
-    seeds: tuple = (0, 1)
-    inner: _Inner = _Inner()
-
-
-def test_settings_replace_validates_and_to_dict_is_json():
-    cfg = settings.replace(_Outer(), "seeds", [3])
-    assert cfg.seeds == (3,) and settings.field(cfg, "inner.lr") == 0.1
-    assert settings.to_dict(settings.replace(cfg, "inner.lr", 0.5)) == {"seeds": [3], "inner": {"lr": 0.5}}
-    with pytest.raises(ValueError, match="lr"):
-        settings.replace(cfg, "inner.lr", -1.0)
-    with pytest.raises(AttributeError):
-        settings.field(cfg, "inner.nope")
