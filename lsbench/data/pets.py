@@ -41,6 +41,7 @@ Public API: :class:`PetsSplit`, :func:`load_pets`, :func:`resolve_pets_dir`,
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import tarfile
@@ -53,6 +54,8 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from lsbench.provenance import atomic_write_bytes, sha256_file
 
 __all__ = ["NUM_CLASSES", "SPLITS", "ENV_DATA_DIR", "ENV_CACHE_DIR", "Archive", "ARCHIVES", "PetsSplit",
            "PetsDataError", "PetsNotFoundError", "PetsDownloadError", "load_pets", "resolve_pets_dir",
@@ -221,14 +224,6 @@ def resolve_pets_dir(data_dir: str | os.PathLike | None = None, *, download: boo
 # --------------------------------------------------------------------------- download
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _fetch(url: str, part: Path, size: int, desc: str, progress: bool, timeout: float) -> None:
     """Append the missing bytes of ``url`` to ``part`` (resuming with HTTP Range)."""
     from tqdm.auto import tqdm
@@ -276,7 +271,7 @@ def _fetch(url: str, part: Path, size: int, desc: str, progress: bool, timeout: 
 
 def _download_archive(archive: Archive, dest: Path, progress: bool, timeout: float) -> Path:
     final = dest / archive.name
-    if final.is_file() and final.stat().st_size == archive.size and _sha256(final) == archive.sha256:
+    if final.is_file() and final.stat().st_size == archive.size and sha256_file(final) == archive.sha256:
         return final
     part = dest / (archive.name + ".part")
     errors = []
@@ -295,7 +290,7 @@ def _download_archive(archive: Archive, dest: Path, progress: bool, timeout: flo
         raise PetsDownloadError(
             f"{archive.name}: downloaded {got} bytes, expected {archive.size}; run again to resume "
             f"(partial file {part}).")
-    digest = _sha256(part)
+    digest = sha256_file(part)
     if digest != archive.sha256:
         part.unlink()
         raise PetsDownloadError(
@@ -536,10 +531,6 @@ def _select(entries: list[tuple[str, int]], per_class_limit: int | None) -> list
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
     """``np.save`` of ``array`` written atomically (:func:`lsbench.provenance.atomic_write_bytes`)."""
-    import io
-
-    from lsbench.provenance import atomic_write_bytes
-
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     atomic_write_bytes(path, buf.getbuffer())
