@@ -36,6 +36,7 @@ from lsbench.provenance import atomic_write_bytes
 from lsbench.report import figures as F
 from lsbench.report.fmt import DASH, excludes_zero, num, pm
 from lsbench.report.proofs import P, placeholder
+from lsbench.report.recorded import entries, recording_status
 from lsbench.report.results import ResultFile, ResultsError, check_schema, need
 from lsbench.report.tables import Table
 
@@ -70,10 +71,7 @@ def parse_muller(rf: ResultFile, experiment: str | None = None) -> Muller:
     if experiment is not None and exp != experiment:
         raise ResultsError(rf.path, f"experiment is {exp!r} but the file name says {experiment!r}")
     datasets = need(rf, rf.data, "datasets", dict)
-    for d, v in datasets.items():
-        where = f"datasets.{d}"
-        if not isinstance(v, Mapping):
-            raise ResultsError(rf.path, f"{where}: expected an object, found {type(v).__name__}")
+    for _, v, where in entries(rf, rf.data, "datasets"):
         status = need(rf, v, "status", str, where)
         if status not in ("ok", "incomplete"):
             continue
@@ -94,10 +92,8 @@ def parse_muller(rf: ResultFile, experiment: str | None = None) -> Muller:
     verdict = need(rf, rf.data, "verdict", dict, optional=True) or {}
     caveats = need(rf, rf.data, "caveats", list, optional=True) or []
     published = need(rf, rf.data, "published", dict, optional=True) or {}
-    inv = rf.data.get("invocation")
-    status = inv.get("status") if isinstance(inv, Mapping) else None
     return Muller(rf, exp, datasets, verdict, tuple(str(c) for c in caveats), published,
-                  bool(rf.data.get("quick")), status if isinstance(status, str) else None)
+                  bool(rf.data.get("quick")), recording_status(rf))
 
 
 def is_recorded(v: Mapping) -> bool:

@@ -21,6 +21,7 @@ from lsbench.published import PETS_ANCHORS
 from lsbench.report import figures as F
 from lsbench.report.fmt import DASH, excludes_zero, num, pm
 from lsbench.report.proofs import placeholder
+from lsbench.report.recorded import entries, recording_status
 from lsbench.report.results import PETS_SCHEMA, ResultFile, ResultsError, check_schema, need
 from lsbench.report.tables import Table
 
@@ -77,10 +78,7 @@ def parse_pets(rf: ResultFile, profile: str | None = None) -> Pets:
     if profile is not None and prof != profile:
         raise ResultsError(rf.path, f"profile is {prof!r} but the file name says {profile!r}")
     aggregates = need(rf, rf.data, "aggregates", dict)
-    for name, agg in aggregates.items():
-        where = f"aggregates.{name}"
-        if not isinstance(agg, Mapping):
-            raise ResultsError(rf.path, f"{where}: expected an object, found {type(agg).__name__}")
+    for name, agg, where in entries(rf, rf.data, "aggregates"):
         need(rf, agg, "seeds", list, where)
         metrics = need(rf, agg, "metrics", dict, where)
         for m, s in metrics.items():
@@ -89,10 +87,7 @@ def parse_pets(rf: ResultFile, profile: str | None = None) -> Pets:
         for m, s in (paired or {}).items():
             _summary(rf, s, f"{where}.paired_vs_ce.{m}")
     runs = need(rf, rf.data, "runs", list)
-    for i, r in enumerate(runs):
-        where = f"runs[{i}]"
-        if not isinstance(r, Mapping):
-            raise ResultsError(rf.path, f"{where}: expected an object, found {type(r).__name__}")
+    for _, r, where in entries(rf, rf.data, "runs", list):
         need(rf, r, "name", str, where)
         need(rf, r, "seed", int, where)
         test = need(rf, r, "test", dict, where)
@@ -112,12 +107,11 @@ def parse_pets(rf: ResultFile, profile: str | None = None) -> Pets:
     recorded = need(rf, rf.data, "recipes", dict, optional=True) or {}
     order = [n for n in recorded if n in aggregates]
     order += [n for n in aggregates if n not in order]
-    inv = rf.data.get("invocation")
-    status = inv.get("status") if isinstance(inv, Mapping) else None
+    status = recording_status(rf)
     data = config.get("data") if isinstance(config, Mapping) else None
     n_test = data.get("n_test") if isinstance(data, Mapping) else None
     return Pets(rf, prof, backbone_text(config, prof), tuple(order), aggregates, tuple(runs), anchors,
-                status if isinstance(status, str) else None, n_test if isinstance(n_test, int) else None,
+                status, n_test if isinstance(n_test, int) else None,
                 config)
 
 
