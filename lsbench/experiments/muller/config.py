@@ -19,7 +19,7 @@ import dataclasses
 from typing import Any, Mapping
 
 from lsbench.experiments.settings import RunSpec, to_dict
-from lsbench.train import FASTAI_V1, TrainConfig
+from lsbench.train_config import FASTAI_V1, TrainConfig
 
 __all__ = [
     "EXPERIMENTS", "DATASETS", "DEFAULT_DATASETS", "DISTILLATION_DATASETS", "BASELINE", "LS_REFERENCE",

@@ -19,7 +19,7 @@ import dataclasses
 from typing import Any, Mapping
 
 from lsbench.experiments.settings import RunSpec, replace, to_dict
-from lsbench.train import TrainConfig
+from lsbench.train_config import TrainConfig
 
 __all__ = [
     "PROFILES",
