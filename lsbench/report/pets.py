@@ -175,17 +175,11 @@ def pets_table(p: Pets) -> Table:
     if p.status and p.status != "complete":
         notes.append(f"Recording status: {p.status} (not every requested run is in this file).")
     n_test = f", n = {p.n_test} test images" if p.n_test else ""
-    return Table(
-        name=f"pets-{p.profile}",
-        caption=(f"Oxford-IIIT Pets, profile {p.profile}: backbone {p.backbone}, fastai head, "
-                 f"metrics on the official test split{n_test}."),
-        columns=COLUMNS,
-        rows=tuple(rows),
-        sources=(p.file.source,),
-        align="l" + "r" * (len(COLUMNS) - 1),
-        notes=tuple(notes),
-        shrink_only=True, ragged_notes=True,
-    )
+    caption = (f"Oxford-IIIT Pets, profile {p.profile}: backbone {p.backbone}, fastai head, "
+               f"metrics on the official test split{n_test}.")
+    return Table(name=f"pets-{p.profile}", caption=caption, columns=COLUMNS, rows=tuple(rows),
+                 sources=(p.file.source,), align="l" + "r" * (len(COLUMNS) - 1), notes=tuple(notes),
+                 shrink_only=True, ragged_notes=True)
 
 
 def pets_placeholder(profile: str) -> Table:
