@@ -1,7 +1,12 @@
 r"""fastai-style one-cycle training of a Flax NNX classifier with any ``lsbench`` recipe.
 
-Data flows one way: ``(model, x, y, loss, config, seed)`` in, ``(trained model,
-per-epoch log)`` out (:func:`fit`); the input model is never modified.
+Data flows one way: ``(model, data, loss, config, seed)`` in, ``(trained model,
+per-epoch log)`` out (:func:`fit`); the input model is never modified. ``data``
+is a mapping of equally long host arrays (``{"image", "label", ...}``) and the
+loss is ``loss(logits, batch)`` on the rows of all of them, so distillation
+targets (``"teacher_logits"``) or per-example weights ride in the batch; this
+is the one training loop of the project (the data-parallel trainer compiles
+the same :func:`make_train_step`).
 
 **Optimiser** (:func:`make_optimizer`) -- fastai's ``fit_one_cycle`` with its
 default optimiser, checked against the fastai sources (v1
@@ -41,15 +46,15 @@ bit-identical parameters.
 
 Public API: :class:`TrainConfig`, :data:`FASTAI_V1`, :data:`FASTAI_V2`,
 :func:`combined_cos`, :func:`one_cycle_schedules`, :func:`make_optimizer`,
-:func:`make_loss`, :func:`steps_per_epoch`, :func:`fit`, :func:`predict`.
+:data:`INPUTS`, :data:`LABELS`, :data:`LossFn`, :func:`make_loss`,
+:func:`steps_per_epoch`, :func:`apply_model`, :func:`make_train_step`,
+:func:`fit`, :func:`predict`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
-import math
 import time
 from typing import Any, Callable, Mapping
 
@@ -59,92 +64,14 @@ import numpy as np
 import optax
 from flax import nnx
 
-__all__ = [
-    "TrainConfig",
-    "FASTAI_V1",
-    "FASTAI_V2",
-    "combined_cos",
-    "one_cycle_schedules",
-    "make_optimizer",
-    "make_loss",
-    "steps_per_epoch",
-    "fit",
-    "predict",
-]
+# The settings are plain data in a module without JAX, so configuration trees import them cheaply.
+from lsbench.train_config import FASTAI_V1, FASTAI_V2, TrainConfig
+
+__all__ = ["TrainConfig", "FASTAI_V1", "FASTAI_V2", "combined_cos", "one_cycle_schedules", "make_optimizer",
+           "INPUTS", "LABELS", "LossFn", "make_loss", "steps_per_epoch", "apply_model", "make_train_step",
+           "fit", "predict"]
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters of one ``fit_one_cycle`` run (plain, hashable data).
-
-    Attributes:
-      epochs: passes over the training set (fastai ``fit_one_cycle(4)``: 4).
-      batch_size: examples per step; the last incomplete batch is dropped
-        (fastai's training loader), and a training set smaller than one batch
-        is used as a single batch.
-      lr: peak learning rate (fastai ``lr_max``; v1 default ``3e-3``).
-      div: the cycle starts at ``lr/div``.
-      div_final: the cycle ends at ``lr/div_final``.
-      pct_start: fraction of the steps spent warming up.
-      moms: Adam ``β1`` at the start, the peak-lr step and the end.
-      b2: Adam ``β2``.
-      eps: Adam ``ε`` (added to ``sqrt(v̂)``, as PyTorch and optax do).
-      weight_decay: decoupled weight decay factor (multiplied by the current lr).
-      wd_bn_bias: also decay batch-norm parameters and biases (fastai v1
-        ``bn_wd=True``); ``False`` decays only weight matrices/kernels
-        (fastai v2 ``wd_bn_bias=False``).
-    """
-
-    epochs: int = 4
-    batch_size: int = 64
-    lr: float = 3e-3
-    div: float = 25.0
-    div_final: float = 25.0 * 1e4
-    pct_start: float = 0.3
-    moms: tuple[float, float, float] = (0.95, 0.85, 0.95)
-    b2: float = 0.99
-    eps: float = 1e-8
-    weight_decay: float = 1e-2
-    wd_bn_bias: bool = True
-
-    def __post_init__(self):
-        object.__setattr__(self, "moms", tuple(float(m) for m in self.moms))
-        problems = []
-        if int(self.epochs) != self.epochs or self.epochs < 1:
-            problems.append(f"epochs must be a positive integer, got {self.epochs}")
-        if int(self.batch_size) != self.batch_size or self.batch_size < 1:
-            problems.append(f"batch_size must be a positive integer, got {self.batch_size}")
-        for name in ("lr", "div", "div_final"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0):
-                problems.append(f"{name} must be a finite number > 0, got {v}")
-        if not 0 <= self.pct_start <= 1:
-            problems.append(f"pct_start must be in [0, 1], got {self.pct_start}")
-        if len(self.moms) != 3 or not all(0 <= m < 1 for m in self.moms):
-            problems.append(f"moms must be three numbers in [0, 1), got {self.moms}")
-        if not 0 <= self.b2 < 1:
-            problems.append(f"b2 must be in [0, 1), got {self.b2}")
-        if not self.eps > 0:
-            problems.append(f"eps must be > 0, got {self.eps}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            problems.append(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
-        if problems:
-            raise ValueError("; ".join(problems))
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["moms"] = list(self.moms)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
-        return cls(**{k: (tuple(v) if k == "moms" else v) for k, v in d.items()})
-
-
-#: fastai v1 (course-v3 ``lesson1-pets``): ``fit_one_cycle(4)`` with ``Learner`` defaults.
-FASTAI_V1 = TrainConfig()
-#: fastai v2 ``fit_one_cycle`` / ``Adam`` / ``Learner`` defaults.
-FASTAI_V2 = TrainConfig(pct_start=0.25, div_final=1e5, eps=1e-5, wd_bn_bias=False)
 
 
 # --------------------------------------------------------------------------- schedules
@@ -218,14 +145,22 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTrans
 
 # --------------------------------------------------------------------------- losses
 
+#: The batch keys :func:`fit` feeds the model and counts errors against.
+INPUTS = "image"
+LABELS = "label"
+
+#: ``loss(logits [B, K], batch) -> scalar``: everything besides the logits (labels, teacher
+#: logits, per-example weights, ...) rides in the batch mapping.
+LossFn = Callable[[jax.Array, Mapping[str, jax.Array]], jax.Array]
+
 
 def _freeze(params: Mapping[str, Any] | None) -> tuple:
     return tuple(sorted((params or {}).items()))
 
 
 def make_loss(recipe: str, params: Mapping[str, Any] | None = None, num_classes: int | None = None
-              ) -> Callable[[jax.Array, jax.Array], jax.Array]:
-    """``loss(logits [B, K], labels int [B]) -> scalar`` for a recipe of :mod:`lsbench.losses`.
+              ) -> LossFn:
+    """``loss(logits [B, K], batch) -> scalar`` for a recipe of :mod:`lsbench.losses`, on ``batch["label"]``.
 
     ``recipe`` is a key of ``RECIPES`` with integer labels, ``tf_onehot``
     (integer labels are turned into the one-hot matrix it takes) or
@@ -235,11 +170,16 @@ def make_loss(recipe: str, params: Mapping[str, Any] | None = None, num_classes:
     eagerly on a dummy batch (``num_classes`` classes, default 3) so a bad
     value fails before training starts. The same ``(recipe, params)`` returns
     the same function object, so jit caches are shared across seeds.
+
+    >>> import jax.numpy as jnp
+    >>> loss = make_loss("uniform", {"epsilon": 0.0})
+    >>> round(float(loss(jnp.zeros((2, 4)), {"label": jnp.array([0, 3])})), 4)  # log 4
+    1.3863
     """
     fn = _make_loss(recipe, _freeze(params))
     k = int(num_classes or 3)
     z = jnp.linspace(-1.0, 1.0, 2 * k, dtype=jnp.float32).reshape(2, k)
-    value = fn(z, jnp.asarray([0, k - 1]))
+    value = fn(z, {LABELS: jnp.asarray([0, k - 1])})
     if not np.isfinite(float(value)):
         raise ValueError(f"recipe {recipe!r} with {dict(params or {})} gives a non-finite loss on a test batch")
     return fn
@@ -251,8 +191,8 @@ def _make_loss(recipe: str, frozen: tuple):
 
     params = dict(frozen)
     if recipe == "self_correction":
-        def loss(logits, labels):
-            return self_correction_loss(logits, labels, **params)
+        def loss(logits, batch):
+            return self_correction_loss(logits, batch[LABELS], **params)
 
         return loss
     if recipe not in RECIPES:
@@ -262,11 +202,11 @@ def _make_loss(recipe: str, frozen: tuple):
     if unknown:
         raise ValueError(f"recipe {recipe!r} takes {sorted(r.params)}, not {sorted(unknown)}")
     if r.labels == "int":
-        def loss(logits, labels):
-            return r.loss(logits, labels, **params)
+        def loss(logits, batch):
+            return r.loss(logits, batch[LABELS], **params)
     elif r.labels == "dense":
-        def loss(logits, labels):
-            return r.loss(logits, jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype), **params)
+        def loss(logits, batch):
+            return r.loss(logits, jax.nn.one_hot(batch[LABELS], logits.shape[-1], dtype=logits.dtype), **params)
     else:
         raise ValueError(f"recipe {recipe!r} takes {r.labels} as targets, not class labels")
     return loss
@@ -283,9 +223,10 @@ def steps_per_epoch(n: int, batch_size: int) -> tuple[int, int]:
     return n // bs, bs
 
 
-def _call(model, x, key):
-    """``model(x, rngs=nnx.Rngs(dropout=key))`` when the model takes ``rngs``, else ``model(x)``."""
-    if _takes_rngs(type(model)):
+def apply_model(model: nnx.Module, x: jax.Array, key: jax.Array | None = None) -> jax.Array:
+    """The forward call of training: ``model(x, rngs=nnx.Rngs(dropout=key))`` when the model's
+    ``__call__`` takes ``rngs`` and a key is given, else ``model(x)``."""
+    if key is not None and _takes_rngs(type(model)):
         return model(x, rngs=nnx.Rngs(dropout=key))
     return model(x)
 
@@ -298,49 +239,82 @@ def _takes_rngs(cls) -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=64)
-def _train_step(graphdef, loss_fn, flt, total_steps, config):
-    """A jitted ``(trainable, rest, opt_state, x, y, key) -> (..., loss, n_wrong)`` (cached)."""
-    tx = make_optimizer(config, total_steps)
+def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, loss_fn: LossFn,
+                    trainable: Any = nnx.Param, inputs: str = INPUTS) -> Callable:
+    """The one training step (not jitted): ``step(params, rest, opt_state, batch, key)``
+    ``-> (params, rest, opt_state, loss, n_wrong)``.
 
-    def loss_of(trainable, rest, x, y, key):
-        model = nnx.merge(graphdef, trainable, rest, copy=True)
-        logits = _call(model, x, key)
-        loss = loss_fn(logits, y)
-        _, _, new_rest = nnx.split(model, flt, ...)
-        wrong = jnp.sum(jnp.argmax(logits, axis=-1) != y)
+    ``graphdef, params, rest = nnx.split(model, trainable, ...)``. The model
+    sees ``batch[inputs]`` through :func:`apply_model` (dropout from ``key``);
+    ``loss_fn(logits, batch)`` gives the scalar whose gradient updates
+    ``params``; ``rest`` (batch statistics, frozen weights) comes back as the
+    forward pass left it. ``n_wrong`` counts ``argmax(logits) != batch["label"]``
+    (0 when the batch has no labels). :func:`fit` compiles it with ``jax.jit``,
+    :class:`lsbench.parallel.DataParallelTrainer` with batch shardings.
+    """
+
+    def objective(params, rest, batch, key):
+        model = nnx.merge(graphdef, params, rest, copy=True)
+        logits = apply_model(model, batch[inputs], key)
+        loss = loss_fn(logits, batch)
+        _, _, new_rest = nnx.split(model, trainable, ...)
+        wrong = jnp.sum(jnp.argmax(logits, axis=-1) != batch[LABELS]) if LABELS in batch else jnp.zeros((), jnp.int32)
         return loss, (new_rest, wrong)
 
-    @jax.jit
-    def step(trainable, rest, opt_state, x, y, key):
-        (loss, (rest, wrong)), grads = jax.value_and_grad(loss_of, has_aux=True)(trainable, rest, x, y, key)
-        updates, opt_state = tx.update(grads, opt_state, trainable)
-        trainable = optax.apply_updates(trainable, updates)
-        return trainable, rest, opt_state, loss, wrong
+    def step(params, rest, opt_state, batch, key):
+        (loss, (rest, wrong)), grads = jax.value_and_grad(objective, has_aux=True)(params, rest, batch, key)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        return params, rest, opt_state, loss, wrong
 
-    return tx, step
+    return step
 
 
-def fit(model: nnx.Module, x: np.ndarray, y: np.ndarray, loss_fn: Callable, config: TrainConfig, *,
+@functools.lru_cache(maxsize=64)
+def _jitted_step(graphdef, loss_fn, flt, total_steps, config):
+    """``(tx, jit(make_train_step(...)))``, cached per model structure, loss and schedule."""
+    tx = make_optimizer(config, total_steps)
+    return tx, jax.jit(make_train_step(graphdef, tx, loss_fn, flt))
+
+
+def _check_data(data: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    if not isinstance(data, Mapping) or INPUTS not in data or LABELS not in data:
+        raise TypeError(f"data must be a mapping with at least {INPUTS!r} and {LABELS!r} arrays "
+                        f"(and whatever else the loss reads), got {type(data).__name__}"
+                        + (f" with keys {sorted(data)}" if isinstance(data, Mapping) else ""))
+    arrays = {k: np.asarray(v) for k, v in data.items()}
+    n = len(arrays[LABELS])
+    bad = {k: a.shape[0] if a.ndim else 0 for k, a in arrays.items() if not a.ndim or a.shape[0] != n}
+    if bad:
+        raise ValueError(f"every array of data needs {n} rows (as data[{LABELS!r}]); got {bad}")
+    if not np.issubdtype(arrays[LABELS].dtype, np.integer):
+        raise TypeError(f"data[{LABELS!r}] must hold integer class labels, got {arrays[LABELS].dtype}")
+    arrays[LABELS] = arrays[LABELS].astype(np.int32)
+    return arrays
+
+
+def fit(model: nnx.Module, data: Mapping[str, Any], loss_fn: LossFn, config: TrainConfig, *,
         seed: int, trainable: Any = nnx.Param,
         batch_transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
         progress: bool = True, desc: str = "train") -> tuple[nnx.Module, list[dict]]:
-    """Train ``model`` on ``(x, y)`` with one-cycle Adam; return ``(trained model, log)``.
+    """Train ``model`` on ``data`` with one-cycle Adam; return ``(trained model, log)``.
 
     Args:
-      model: an NNX module mapping a batch ``x[idx]`` to logits ``[B, K]``;
-        its ``__call__`` may take ``rngs=`` (dropout). It is put in train
-        mode on a copy; the argument itself is left untouched.
-      x, y: training inputs ``[N, ...]`` (host arrays, indexed per batch) and
-        integer labels ``[N]``.
-      loss_fn: ``loss(logits, labels) -> scalar`` (e.g. :func:`make_loss`).
+      model: an NNX module mapping a batch ``data["image"][idx]`` to logits
+        ``[B, K]``; its ``__call__`` may take ``rngs=`` (dropout). It is put
+        in train mode on a copy; the argument itself is left untouched.
+      data: host arrays with the same number of rows, indexed per batch:
+        ``"image"`` (the model's input), ``"label"`` (integer class labels)
+        and anything else the loss reads (e.g. ``"teacher_logits"``).
+      loss_fn: ``loss(logits, batch) -> scalar`` where ``batch`` holds the
+        rows of every array of ``data`` (e.g. :func:`make_loss`).
       config: :class:`TrainConfig`.
       seed: seeds shuffling, augmentation and dropout (see module docstring).
       trainable: NNX filter of the variables the optimiser updates (default
         every ``nnx.Param``); everything else (batch statistics, frozen
         weights, rng counters) is carried through the forward pass unchanged
         by the optimiser.
-      batch_transform: optional host-side ``(x_batch, rng) -> x_batch``
+      batch_transform: optional host-side ``(image_batch, rng) -> image_batch``
         (augmentation), called with a seeded ``numpy.random.Generator``.
       progress: show a tqdm bar over the steps.
 
@@ -353,14 +327,9 @@ def fit(model: nnx.Module, x: np.ndarray, y: np.ndarray, loss_fn: Callable, conf
     """
     from tqdm.auto import tqdm
 
-    x = np.asarray(x) if not isinstance(x, np.ndarray) else x
-    y = np.asarray(y)
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"x has {x.shape[0]} rows but y has {y.shape[0]}")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise TypeError(f"labels must be integers, got {y.dtype}")
-    y = y.astype(np.int32)
-    steps, bs = steps_per_epoch(len(y), config.batch_size)
+    data = _check_data(data)
+    n = len(data[LABELS])
+    steps, bs = steps_per_epoch(n, config.batch_size)
     total = steps * config.epochs
 
     model = nnx.clone(model)
@@ -368,7 +337,7 @@ def fit(model: nnx.Module, x: np.ndarray, y: np.ndarray, loss_fn: Callable, conf
     graphdef, params, rest = nnx.split(model, trainable, ...)
     if not jax.tree_util.tree_leaves(params):
         raise ValueError("the trainable filter selects no variables")
-    tx, step = _train_step(graphdef, loss_fn, trainable, total, config)
+    tx, step = _jitted_step(graphdef, loss_fn, trainable, total, config)
     opt_state = tx.init(params)
     lr_sched, _ = one_cycle_schedules(config, total)
 
@@ -381,15 +350,15 @@ def fit(model: nnx.Module, x: np.ndarray, y: np.ndarray, loss_fn: Callable, conf
     with tqdm(total=total, desc=desc, unit="step", disable=not progress, leave=False) as bar:
         for epoch in range(config.epochs):
             t0 = time.perf_counter()
-            order = shuffle_rng.permutation(len(y))
+            order = shuffle_rng.permutation(n)
             losses, wrongs = [], []
             for s in range(steps):
                 idx = order[s * bs:(s + 1) * bs]
-                xb = x[idx]
+                batch = {k: v[idx] for k, v in data.items()}
                 if batch_transform is not None:
-                    xb = batch_transform(xb, aug_rng)
+                    batch[INPUTS] = batch_transform(batch[INPUTS], aug_rng)
                 params, rest, opt_state, loss, wrong = step(
-                    params, rest, opt_state, xb, y[idx], jax.random.fold_in(dropout_key, t_step))
+                    params, rest, opt_state, batch, jax.random.fold_in(dropout_key, t_step))
                 losses.append(loss)
                 wrongs.append(wrong)
                 t_step += 1

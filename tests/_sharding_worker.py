@@ -294,7 +294,7 @@ def check_data_parallel():
 
     @nnx.jit
     def plain_step(model, opt, batch):
-        loss, grads = nnx.value_and_grad(loss_fn)(model, batch)
+        loss, grads = nnx.value_and_grad(lambda m, b: loss_fn(m(b["image"]), b))(model, batch)
         opt.update(model, grads)
         return loss
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lsbench.data import mnist as mn
-from lsbench.experiments import muller_analysis as ana
+from lsbench.experiments.muller import analysis as ana
 
 
 # --------------------------------------------------------------------------- loaders
@@ -69,7 +69,7 @@ def test_pets_feature_cache_is_found_and_split_like_pets(tmp_path):
     y_tv, y_te = np.tile(np.arange(37), 4).astype(np.int32), np.tile(np.arange(37), 3).astype(np.int32)
     np.savez(feat / "pets-lite0-trainval-aaa.npz", features=rng.random((len(y_tv), 8), np.float32), labels=y_tv)
     np.savez(feat / "pets-lite0-test-bbb.npz", features=rng.random((len(y_te), 8), np.float32), labels=y_te)
-    ctx = muller._load_pets(tmp_path, [], quick=True)
+    ctx = muller.load_pets_features(tmp_path, [], muller.get_config(quick=True).setups["pets"])
     assert ctx.num_classes == 37 and ctx.x.shape == (len(y_tv) + len(y_te), 8)
     s = ctx.split(1)
     train, held = heldout_split(y_tv, 1)
@@ -202,7 +202,7 @@ def test_verdict_rule():
 def test_distillation_loss_is_beta_mix_of_recipes():
     import jax.numpy as jnp
 
-    from lsbench.experiments.muller_models import make_distillation_loss
+    from lsbench.experiments.muller.models import make_distillation_loss
     from lsbench.losses import RECIPES
 
     rng = np.random.default_rng(0)
@@ -211,10 +211,10 @@ def test_distillation_loss_is_beta_mix_of_recipes():
     y = jnp.asarray(rng.integers(0, 5, 6))
     ce = RECIPES["uniform"].loss(s, y, epsilon=0.0)
     kd = RECIPES["distillation"].loss(s, t, temperature=4.0)
-    got = make_distillation_loss(4.0, 0.6)(s, t, y)
+    got = make_distillation_loss(4.0, 0.6)(s, {"teacher_logits": t, "label": y})
     assert float(got) == pytest.approx(0.6 * float(kd) + 0.4 * float(ce), rel=1e-6)
-    assert float(make_distillation_loss(1.0, 0.0)(s, t, y)) == pytest.approx(float(ce), rel=1e-6)
-    assert float(make_distillation_loss(2.0, 1.0)(s, s, y)) == pytest.approx(0.0, abs=1e-6)
+    assert float(make_distillation_loss(1.0, 0.0)(s, {"teacher_logits": t, "label": y})) == pytest.approx(float(ce), rel=1e-6)
+    assert float(make_distillation_loss(2.0, 1.0)(s, {"teacher_logits": s, "label": y})) == pytest.approx(0.0, abs=1e-6)
     assert make_distillation_loss(4.0, 0.6) is make_distillation_loss(4.0, 0.6)  # shared jit caches
 
 

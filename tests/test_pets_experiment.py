@@ -9,6 +9,7 @@ import pytest
 
 from lsbench.cli import main
 from lsbench.experiments import pets
+from lsbench.experiments.pets.run import Experiment
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "oxford-iiit-pet"
 needs_data = pytest.mark.skipif(not (DATA / "annotations" / "trainval.txt").is_file(),
@@ -121,7 +122,7 @@ def test_end_to_end_interrupt_resume_force_and_mismatch(tmp_path, cache_dir, mon
     runs = out.parent / "runs" / "pets-frozen"
 
     # 1. interrupted after the first run: that run is recorded, the second is lost, status says so
-    real = pets._Experiment.train_one
+    real = Experiment.train_one
     calls = []
 
     def interrupt_second(self, *a, **k):
@@ -130,9 +131,9 @@ def test_end_to_end_interrupt_resume_force_and_mismatch(tmp_path, cache_dir, mon
             raise KeyboardInterrupt
         return real(self, *a, **k)
 
-    monkeypatch.setattr(pets._Experiment, "train_one", interrupt_second)
+    monkeypatch.setattr(Experiment, "train_one", interrupt_second)
     assert main(_argv(out, cache_dir)) == 130
-    monkeypatch.setattr(pets._Experiment, "train_one", real)
+    monkeypatch.setattr(Experiment, "train_one", real)
     assert (runs / "ce-seed0.json").is_file() and not (runs / "uniform-seed0.json").exists()
     partial = json.loads(out.read_text())
     assert partial["invocation"]["status"] == "interrupted" and [r["name"] for r in partial["runs"]] == ["ce"]
@@ -149,6 +150,11 @@ def test_end_to_end_interrupt_resume_force_and_mismatch(tmp_path, cache_dir, mon
     assert inv["status"] == "complete" and inv["skipped"] == [["ce", 0]] and inv["trained"] == [["uniform", 0]]
     assert res["schema"] == "lsbench/pets-results/1" and res["profile"] == "frozen"
     assert res["claim"]["label_smoothing"]["error"] == 0.075
+    # the whole configuration is recorded, with the command line's overrides in it
+    cfg = res["experiment_config"]
+    assert (cfg["train"]["epochs"], cfg["seeds"], cfg["recipes"], cfg["data"]["per_class_limit"]) == (
+        1, [0], ["ce", "uniform"], 1)
+    assert res["config"]["settings"]["train"] == cfg["train"] and "seeds" not in res["config"]["settings"]
     assert [(r["name"], r["seed"]) for r in res["runs"]] == [("ce", 0), ("uniform", 0)]
     for r in res["runs"]:
         t = r["test"]

@@ -269,3 +269,34 @@ def test_mesh_helpers():
         shard_batch({"x": np.float32(1.0)}, mesh)
     tree = replicate({"w": np.ones(3, np.float32)}, mesh)
     assert tree["w"].sharding.is_fully_replicated
+
+
+def test_data_parallel_trainer_is_the_train_step_of_fit():
+    # One step convention for the whole project: the trainer compiles lsbench.train.make_train_step,
+    # with the loss(logits, batch) of train.fit and its dropout keys fold_in(key(seed), step).
+    import optax
+    from flax import nnx
+
+    from lsbench.experiments.muller.models import MLP
+    from lsbench.parallel import DataParallelTrainer, recipe_loss_fn
+    from lsbench.train import make_train_step
+
+    rng = np.random.default_rng(1)
+    batches = [{"image": rng.normal(size=(16, 8)).astype(np.float32),
+                "label": rng.integers(0, 5, 16).astype(np.int32)} for _ in range(3)]
+    loss_fn = recipe_loss_fn("uniform", epsilon=0.1)
+    tx = optax.adam(1e-2)
+    trainer = DataParallelTrainer(MLP(8, (16,), 5, dropout=0.5, rngs=nnx.Rngs(0)), tx, loss_fn,
+                                  make_mesh(1), seed=3, donate=False)
+    got = [float(trainer.step(b)) for b in batches]
+
+    graphdef, params, rest = nnx.split(MLP(8, (16,), 5, dropout=0.5, rngs=nnx.Rngs(0)), nnx.Param, ...)
+    step, opt_state, want = jax.jit(make_train_step(graphdef, tx, loss_fn)), tx.init(params), []
+    for i, b in enumerate(batches):
+        params, rest, opt_state, loss, _ = step(params, rest, opt_state, b, jax.random.fold_in(jax.random.key(3), i))
+        want.append(float(loss))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert trainer.steps == 3 and len(set(got)) == 3
+    # dropout is on: another seed gives other losses
+    other = DataParallelTrainer(MLP(8, (16,), 5, dropout=0.5, rngs=nnx.Rngs(0)), tx, loss_fn, make_mesh(1), seed=4)
+    assert [float(other.step(b)) for b in batches] != got

@@ -123,7 +123,7 @@ def test_make_loss_matches_the_recipes():
     }
     for (recipe, params), want in cases.items():
         fn = train.make_loss(recipe, dict(params), 5)
-        assert float(fn(z, y)) == pytest.approx(float(want), rel=1e-5), recipe
+        assert float(fn(z, {"label": y})) == pytest.approx(float(want), rel=1e-5), recipe
         assert train.make_loss(recipe, dict(params), 5) is fn  # cached: jit caches are shared
 
 
@@ -161,8 +161,8 @@ def test_fit_is_deterministic_and_learns():
     loss = train.make_loss("uniform", {"epsilon": 0.1}, 5)
     model = _head(0)
     before = _arrays(model)
-    m1, log1 = train.fit(model, x, y, loss, SMALL, seed=0, progress=False)
-    m2, log2 = train.fit(_head(0), x, y, loss, SMALL, seed=0, progress=False)
+    m1, log1 = train.fit(model, {"image": x, "label": y}, loss, SMALL, seed=0, progress=False)
+    m2, log2 = train.fit(_head(0), {"image": x, "label": y}, loss, SMALL, seed=0, progress=False)
     # the input model is untouched
     jax.tree.map(np.testing.assert_array_equal, before, _arrays(model))
     # same seed: bit-identical parameters, statistics and log (timings aside)
@@ -174,7 +174,7 @@ def test_fit_is_deterministic_and_learns():
     z = train.predict(m1, x)
     assert z.shape == (192, 5) and np.mean(z.argmax(1) != y) < 0.4  # chance: 0.8
     # another seed gives another model
-    m3, _ = train.fit(_head(1), x, y, loss, SMALL, seed=1, progress=False)
+    m3, _ = train.fit(_head(1), {"image": x, "label": y}, loss, SMALL, seed=1, progress=False)
     assert not np.array_equal(train.predict(m3, x), z)
 
 
@@ -183,7 +183,7 @@ def test_fit_updates_only_the_trainable_filter():
     loss = train.make_loss("uniform", {"epsilon": 0.0}, 5)
     model = _head(0)
     frozen = np.asarray(model.fc1.kernel[...])
-    trained, _ = train.fit(model, x, y, loss, SMALL, seed=0, progress=False,
+    trained, _ = train.fit(model, {"image": x, "label": y}, loss, SMALL, seed=0, progress=False,
                            trainable=nnx.All(nnx.Param, nnx.PathContains("fc2")))
     np.testing.assert_array_equal(np.asarray(trained.fc1.kernel[...]), frozen)
     assert not np.array_equal(np.asarray(trained.fc2.kernel[...]), np.asarray(model.fc2.kernel[...]))
@@ -202,9 +202,9 @@ def test_fit_with_seeded_augmentation_is_deterministic():
         return xb + 0.1 * noise
 
     cfg = train.TrainConfig(epochs=1, batch_size=64)
-    a, _ = train.fit(_head(0), x, y, loss, cfg, seed=4, batch_transform=jitter, progress=False)
+    a, _ = train.fit(_head(0), {"image": x, "label": y}, loss, cfg, seed=4, batch_transform=jitter, progress=False)
     first = list(seen)
-    b, _ = train.fit(_head(0), x, y, loss, cfg, seed=4, batch_transform=jitter, progress=False)
+    b, _ = train.fit(_head(0), {"image": x, "label": y}, loss, cfg, seed=4, batch_transform=jitter, progress=False)
     assert seen[len(first):] == first and len(first) == 3
     np.testing.assert_array_equal(train.predict(a, x), train.predict(b, x))
 
@@ -215,14 +215,14 @@ def test_small_training_set_is_one_batch():
     with pytest.raises(ValueError):
         train.steps_per_epoch(0, 64)
     x, y = _toy(n=20)
-    _, log = train.fit(_head(0), x, y, train.make_loss("uniform", {"epsilon": 0.0}, 5),
+    _, log = train.fit(_head(0), {"image": x, "label": y}, train.make_loss("uniform", {"epsilon": 0.0}, 5),
                        train.TrainConfig(epochs=2), seed=0, progress=False)
     assert [e["steps"] for e in log] == [1, 1]
 
 
 def test_predict_pads_the_last_batch():
     x, y = _toy(n=70)
-    m, _ = train.fit(_head(0), x, y, train.make_loss("uniform", {"epsilon": 0.0}, 5),
+    m, _ = train.fit(_head(0), {"image": x, "label": y}, train.make_loss("uniform", {"epsilon": 0.0}, 5),
                      train.TrainConfig(epochs=1, batch_size=32), seed=0, progress=False)
     full = train.predict(m, x, batch_size=70)
     np.testing.assert_allclose(train.predict(m, x, batch_size=32), full, rtol=1e-5, atol=1e-5)
@@ -232,6 +232,24 @@ def test_fit_rejects_bad_input():
     x, y = _toy()
     loss = train.make_loss("uniform", {"epsilon": 0.0}, 5)
     with pytest.raises(ValueError):
-        train.fit(_head(0), x[:10], y, loss, SMALL, seed=0, progress=False)
+        train.fit(_head(0), {"image": x[:10], "label": y}, loss, SMALL, seed=0, progress=False)
     with pytest.raises(TypeError):
-        train.fit(_head(0), x, y.astype(np.float32), loss, SMALL, seed=0, progress=False)
+        train.fit(_head(0), {"image": x, "label": y.astype(np.float32)}, loss, SMALL, seed=0, progress=False)
+
+
+def test_fit_gives_the_loss_every_array_of_data_row_aligned():
+    # The loss reads its targets from another key than "label": the model must learn those, which
+    # it only can if every array of `data` is shuffled and batched with the same rows.
+    x, y = _toy()
+    shifted = ((y + 1) % 5).astype(np.int32)
+    uniform = RECIPES["uniform"].loss
+
+    def loss(logits, batch):
+        return uniform(logits, batch["target"], epsilon=0.0)
+
+    m, _ = train.fit(_head(0), {"image": x, "label": y, "target": shifted}, loss, SMALL, seed=0, progress=False)
+    assert np.mean(train.predict(m, x).argmax(1) == shifted) > 0.6  # chance: 0.2
+    with pytest.raises(TypeError, match="'image'"):
+        train.fit(_head(0), {"label": y}, loss, SMALL, seed=0, progress=False)
+    with pytest.raises(ValueError, match="target"):
+        train.fit(_head(0), {"image": x, "label": y, "target": shifted[:5]}, loss, SMALL, seed=0, progress=False)

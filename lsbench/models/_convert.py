@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable, Mapping
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -51,3 +53,46 @@ def check_concrete(model: nnx.Module, what: str) -> None:
     missing = [jax.tree_util.keystr(p) for p, v in leaves if isinstance(v, jax.ShapeDtypeStruct)]
     if missing:
         raise ValueError(f"{what}: no weights converted for {missing[:8]}")
+
+
+def assign_conv_bn(m: nnx.Module, sd: Mapping[str, Any], conv: str, bn: str, used: set) -> None:
+    """Copy PyTorch conv ``<conv>.weight`` and BatchNorm ``<bn>.*`` into a ``ConvBN`` (``m.kernel``, ``m.bn``)."""
+    assign(m.kernel, conv_kernel(sd[f"{conv}.weight"]), f"{conv}.weight")
+    used.add(f"{conv}.weight")
+    assign_bn(m.bn, sd, bn, used)
+
+
+def convert_state_dict(model: nnx.Module, sd: Mapping[str, Any], what: str, load_body: Callable[[set], None], *,
+                       fc: str, load_fc: bool) -> nnx.Module:
+    """Fill ``model`` from a PyTorch state dict: ``load_body(used)`` copies the body (adding the keys it
+    read to ``used``), then the classifier ``<fc>.weight``/``<fc>.bias`` into ``model.fc`` (weight
+    transposed; skipped without ``load_fc``). A missing or unexpected key raises ``ValueError``."""
+    used: set[str] = set()
+    try:
+        load_body(used)
+        if load_fc:
+            assign(model.fc.kernel, np.asarray(sd[f"{fc}.weight"]).T, f"{fc}.weight")
+            assign(model.fc.bias, sd[f"{fc}.bias"], f"{fc}.bias")
+        used.update({f"{fc}.weight", f"{fc}.bias"})
+    except KeyError as exc:
+        raise ValueError(f"{what} state dict lacks {exc.args[0]!r}") from None
+    unexpected = sorted(set(sd) - used)
+    if unexpected:
+        raise ValueError(f"unexpected keys in {what} state dict: {unexpected[:8]}")
+    return model
+
+
+def load_converted(sd: Mapping[str, Any], what: str, fc: str, make: Callable[[int], nnx.Module],
+                   convert: Callable[..., nnx.Module], num_features: int, num_classes: int | None,
+                   seed: int) -> nnx.Module:
+    """Build ``make(n)`` shape-only (``n`` = the file's classifier size), fill it with ``convert``
+    and return it in eval mode; a ``num_classes`` other than ``n`` gets a fresh classifier
+    ``nnx.Linear(num_features, num_classes)`` drawn from ``seed``."""
+    n_file = int(sd[f"{fc}.weight"].shape[0])
+    model = abstract(lambda: make(n_file))
+    convert(model, sd, load_fc=True)
+    if num_classes is not None and num_classes != n_file:
+        model.fc = nnx.Linear(num_features, num_classes, rngs=nnx.Rngs(seed))
+    check_concrete(model, what)
+    model.eval()
+    return model

@@ -40,20 +40,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lsbench.models._convert import abstract, assign, assign_bn, check_concrete, conv_kernel
+from lsbench.models._convert import assign_conv_bn, convert_state_dict, load_converted
 from lsbench.models.layers import POOLINGS, ConvBN, pool_features
 from lsbench.models.torch_pickle import load_state_dict
 
-__all__ = [
-    "EfficientNetLite0",
-    "LITE0_BLOCKS",
-    "preprocess",
-    "efficientnet_lite0_weights_path",
-    "convert_efficientnet_lite0_state_dict",
-    "load_efficientnet_lite0",
-    "extract_features",
-    "POOLINGS",
-]
+__all__ = ["EfficientNetLite0", "LITE0_BLOCKS", "preprocess", "efficientnet_lite0_weights_path",
+           "convert_efficientnet_lite0_state_dict", "load_efficientnet_lite0", "extract_features",
+           "POOLINGS"]
 
 #: Stages of EfficientNet-Lite0: (repeats, kernel, stride, expand ratio, output channels).
 LITE0_BLOCKS: tuple[tuple[int, int, int, int, int], ...] = (
@@ -164,12 +157,6 @@ def efficientnet_lite0_weights_path() -> Path:
     return path
 
 
-def _load_conv_bn(m: ConvBN, sd: Mapping[str, np.ndarray], conv: str, bn: str, used: set) -> None:
-    assign(m.kernel, conv_kernel(sd[f"{conv}.weight"]), f"{conv}.weight")
-    used.add(f"{conv}.weight")
-    assign_bn(m.bn, sd, bn, used)
-
-
 def convert_efficientnet_lite0_state_dict(model: EfficientNetLite0, sd: Mapping[str, np.ndarray],
                                           *, load_fc: bool = True) -> EfficientNetLite0:
     """Copy a lukemelas-style EfficientNet-Lite0 state dict into ``model`` (in place).
@@ -179,26 +166,17 @@ def convert_efficientnet_lite0_state_dict(model: EfficientNetLite0, sd: Mapping[
     ``_fc``.  Conv kernels OIHW -> HWIO, FC weight transposed.  Missing or
     unexpected keys and shape mismatches raise ``ValueError``.
     """
-    used: set[str] = set()
-    try:
-        _load_conv_bn(model.stem, sd, "_conv_stem", "_bn0", used)
+    def body(used: set) -> None:
+        assign_conv_bn(model.stem, sd, "_conv_stem", "_bn0", used)
         for i, blk in enumerate(model.blocks):
             p = f"_blocks.{i}"
             if blk.expand is not None:
-                _load_conv_bn(blk.expand, sd, f"{p}._expand_conv", f"{p}._bn0", used)
-            _load_conv_bn(blk.depthwise, sd, f"{p}._depthwise_conv", f"{p}._bn1", used)
-            _load_conv_bn(blk.project, sd, f"{p}._project_conv", f"{p}._bn2", used)
-        _load_conv_bn(model.head, sd, "_conv_head", "_bn1", used)
-        if load_fc:
-            assign(model.fc.kernel, np.asarray(sd["_fc.weight"]).T, "_fc.weight")
-            assign(model.fc.bias, sd["_fc.bias"], "_fc.bias")
-        used.update({"_fc.weight", "_fc.bias"})
-    except KeyError as exc:
-        raise ValueError(f"EfficientNet-Lite0 state dict lacks {exc.args[0]!r}") from None
-    unexpected = sorted(set(sd) - used)
-    if unexpected:
-        raise ValueError(f"unexpected keys in EfficientNet-Lite0 state dict: {unexpected[:8]}")
-    return model
+                assign_conv_bn(blk.expand, sd, f"{p}._expand_conv", f"{p}._bn0", used)
+            assign_conv_bn(blk.depthwise, sd, f"{p}._depthwise_conv", f"{p}._bn1", used)
+            assign_conv_bn(blk.project, sd, f"{p}._project_conv", f"{p}._bn2", used)
+        assign_conv_bn(model.head, sd, "_conv_head", "_bn1", used)
+
+    return convert_state_dict(model, sd, "EfficientNet-Lite0", body, fc="_fc", load_fc=load_fc)
 
 
 def load_efficientnet_lite0(weights: str | os.PathLike | None = None, *, num_classes: int | None = None,
@@ -214,14 +192,8 @@ def load_efficientnet_lite0(weights: str | os.PathLike | None = None, *, num_cla
     sd = load_state_dict(path)
     if "_fc.weight" not in sd:
         raise ValueError(f"{path}: not an EfficientNet-Lite0 state dict (no '_fc.weight')")
-    n_file = int(sd["_fc.weight"].shape[0])
-    model = abstract(lambda: EfficientNetLite0(n_file, rngs=nnx.Rngs(0)))
-    convert_efficientnet_lite0_state_dict(model, sd, load_fc=True)
-    if num_classes is not None and num_classes != n_file:
-        model.fc = nnx.Linear(EfficientNetLite0.num_features, num_classes, rngs=nnx.Rngs(seed))
-    check_concrete(model, "EfficientNet-Lite0")
-    model.eval()
-    return model
+    return load_converted(sd, "EfficientNet-Lite0", "_fc", lambda n: EfficientNetLite0(n, rngs=nnx.Rngs(0)),
+                          convert_efficientnet_lite0_state_dict, EfficientNetLite0.num_features, num_classes, seed)
 
 
 # --------------------------------------------------------------------------- batched extraction

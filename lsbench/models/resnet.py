@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lsbench.models._convert import abstract, assign, assign_bn, check_concrete, conv_kernel
+from lsbench.models._convert import assign_conv_bn, convert_state_dict, load_converted
 from lsbench.models.layers import ConvBN, pool_features
 from lsbench.models.torch_pickle import load_state_dict
 
@@ -120,12 +120,6 @@ class ResNet34(nnx.Module):
         return self.fc(self.features(x, "avg"))
 
 
-def _load_conv_bn(m: ConvBN, sd, conv: str, bn: str, used: set) -> None:
-    assign(m.kernel, conv_kernel(sd[f"{conv}.weight"]), f"{conv}.weight")
-    used.add(f"{conv}.weight")
-    assign_bn(m.bn, sd, bn, used)
-
-
 def convert_resnet34_state_dict(model: ResNet34, sd: Mapping[str, np.ndarray], *,
                                 load_fc: bool = True) -> ResNet34:
     """Copy a torchvision ResNet-34 state dict into ``model`` (in place).
@@ -135,26 +129,17 @@ def convert_resnet34_state_dict(model: ResNet34, sd: Mapping[str, np.ndarray], *
     weight transposed.  Missing/unexpected keys and shape mismatches raise
     ``ValueError``.
     """
-    used: set[str] = set()
-    try:
-        _load_conv_bn(model.stem, sd, "conv1", "bn1", used)
+    def body(used: set) -> None:
+        assign_conv_bn(model.stem, sd, "conv1", "bn1", used)
         for i, layer in enumerate(model.layers, start=1):
             for j, blk in enumerate(layer):
                 p = f"layer{i}.{j}"
-                _load_conv_bn(blk.conv1, sd, f"{p}.conv1", f"{p}.bn1", used)
-                _load_conv_bn(blk.conv2, sd, f"{p}.conv2", f"{p}.bn2", used)
+                assign_conv_bn(blk.conv1, sd, f"{p}.conv1", f"{p}.bn1", used)
+                assign_conv_bn(blk.conv2, sd, f"{p}.conv2", f"{p}.bn2", used)
                 if blk.downsample is not None:
-                    _load_conv_bn(blk.downsample, sd, f"{p}.downsample.0", f"{p}.downsample.1", used)
-        if load_fc:
-            assign(model.fc.kernel, np.asarray(sd["fc.weight"]).T, "fc.weight")
-            assign(model.fc.bias, sd["fc.bias"], "fc.bias")
-        used.update({"fc.weight", "fc.bias"})
-    except KeyError as exc:
-        raise ValueError(f"ResNet-34 state dict lacks {exc.args[0]!r}") from None
-    unexpected = sorted(set(sd) - used)
-    if unexpected:
-        raise ValueError(f"unexpected keys in ResNet-34 state dict: {unexpected[:8]}")
-    return model
+                    assign_conv_bn(blk.downsample, sd, f"{p}.downsample.0", f"{p}.downsample.1", used)
+
+    return convert_state_dict(model, sd, "ResNet-34", body, fc="fc", load_fc=load_fc)
 
 
 def load_resnet34(weights: str | os.PathLike, *, num_classes: int | None = None,
@@ -167,11 +152,5 @@ def load_resnet34(weights: str | os.PathLike, *, num_classes: int | None = None,
     sd = load_state_dict(Path(weights))
     if "fc.weight" not in sd:
         raise ValueError(f"{weights}: not a ResNet-34 state dict (no 'fc.weight')")
-    n_file = int(sd["fc.weight"].shape[0])
-    model = abstract(lambda: ResNet34(n_file, rngs=nnx.Rngs(0)))
-    convert_resnet34_state_dict(model, sd, load_fc=True)
-    if num_classes is not None and num_classes != n_file:
-        model.fc = nnx.Linear(ResNet34.num_features, num_classes, rngs=nnx.Rngs(seed))
-    check_concrete(model, "ResNet-34")
-    model.eval()
-    return model
+    return load_converted(sd, "ResNet-34", "fc", lambda n: ResNet34(n, rngs=nnx.Rngs(0)),
+                          convert_resnet34_state_dict, ResNet34.num_features, num_classes, seed)

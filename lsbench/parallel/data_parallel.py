@@ -1,6 +1,8 @@
 r"""Data-parallel training of a Flax ``nnx`` model with an Optax optimizer.
 
-The step is written once, for the *global* batch, and compiled by ``jax.jit``
+The step is :func:`lsbench.train.make_train_step`, the one training step of
+the project (same ``loss(logits, batch)`` convention and forward call as
+:func:`lsbench.train.fit`), written for the *global* batch and compiled by ``jax.jit``
 with explicit shardings: parameters, non-parameter state (batch statistics,
 RNG counters) and optimizer state replicated; every batch leaf split over the
 ``data`` mesh axis on its leading dimension. The loss is the recipe's own mean
@@ -19,7 +21,7 @@ Swapping this into a single-device loop (``lsbench/train.py``)::
 
     trainer = DataParallelTrainer(model, optax.adamw(1e-3), recipe_loss_fn("uniform", epsilon=0.1))
     for x, y in batches:                      # numpy, global batch
-        loss = trainer.step({"image": x, "label": y})
+        loss = trainer.step({"image": x, "label": y})   # loss_fn(model(batch["image"]), batch)
     trainer.sync_model()                      # write params back into `model`
 
 or, keeping an existing ``nnx.jit`` step, place the inputs and let ``jit``
@@ -29,38 +31,27 @@ the unchanged step on ``shard_batch(batch, mesh)``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
 from jax.sharding import Mesh
 
-from lsbench.losses import RECIPES
 from lsbench.parallel.mesh import batch_sharding, make_mesh, replicate, replicated, shard_batch
+from lsbench.train import INPUTS, LossFn, make_loss, make_train_step
 
-LossFn = Callable[[nnx.Module, Any], jax.Array]
 
 
-def recipe_loss_fn(recipe: str = "uniform", *, inputs: str = "image", labels: str = "label", **params) -> LossFn:
-    """``loss_fn(model, batch) = RECIPES[recipe].loss(model(batch[inputs]), batch[labels], **params)``.
+def recipe_loss_fn(recipe: str = "uniform", **params) -> LossFn:
+    """``loss_fn(logits, batch) = RECIPES[recipe].loss(logits, batch["label"], **params)``.
 
-    Works with every integer-label recipe (``uniform``, ``off_target``,
-    ``fastai``, ``fastreid``, ``speech_transformer``) and with ``tf_onehot``
-    when ``batch[labels]`` is a dense matrix; the reduction is the recipe's
-    own, taken over the global batch.
+    :func:`lsbench.train.make_loss` (the loss convention of :func:`lsbench.train.fit`):
+    every integer-label recipe (``uniform``, ``off_target``, ``fastai``,
+    ``fastreid``, ``speech_transformer``), ``tf_onehot`` on the one-hot of the
+    labels and ``self_correction``; the reduction is the recipe's own, taken
+    over the global batch.
     """
-    if recipe not in RECIPES:
-        raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
-    fn = RECIPES[recipe].loss
-
-    def loss_fn(model, batch):
-        return fn(model(batch[inputs]), batch[labels], **params)
-
-    loss_fn.__name__ = f"{recipe}_loss_fn"
-    return loss_fn
+    return make_loss(recipe, params)
 
 
 def data_parallel_train_step(
@@ -69,36 +60,27 @@ def data_parallel_train_step(
     loss_fn: LossFn,
     mesh: Mesh,
     *,
+    inputs: str = INPUTS,
     data_axis: str = "data",
     donate: bool = True,
 ):
-    """A jitted ``step(params, rest, opt_state, batch) -> (params, rest, opt_state, loss)``.
+    """:func:`lsbench.train.make_train_step` compiled for ``mesh``:
+    ``step(params, rest, opt_state, batch, key) -> (params, rest, opt_state, loss, n_wrong)``.
 
-    ``graphdef, params, rest = nnx.split(model, nnx.Param, ...)``; ``loss_fn``
-    takes the merged model and the batch and returns the scalar loss (mean
-    over the global batch). ``params``/``rest``/``opt_state`` are replicated
-    over ``mesh``; every batch leaf is split over ``data_axis``. With
-    ``donate`` the old parameter and optimizer buffers are reused.
+    ``graphdef, params, rest = nnx.split(model, nnx.Param, ...)``; the model
+    sees ``batch[inputs]`` and ``loss_fn(logits, batch)`` returns the scalar
+    loss (mean over the global batch). ``params``/``rest``/``opt_state`` and
+    the dropout ``key`` are replicated over ``mesh``; every batch leaf is split
+    over ``data_axis``. With ``donate`` the old parameter and optimizer
+    buffers are reused.
     """
     rep = replicated(mesh)
     data = batch_sharding(mesh, data_axis)
-
-    def step(params, rest, opt_state, batch):
-        def objective(p):
-            model = nnx.merge(graphdef, p, rest)
-            loss = loss_fn(model, batch)
-            _, _, new_rest = nnx.split(model, nnx.Param, ...)
-            return loss, new_rest
-
-        (loss, new_rest), grads = jax.value_and_grad(objective, has_aux=True)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        return params, new_rest, opt_state, loss
-
+    step = make_train_step(graphdef, tx, loss_fn, nnx.Param, inputs)
     return jax.jit(
         step,
-        in_shardings=(rep, rep, rep, data),
-        out_shardings=(rep, rep, rep, rep),
+        in_shardings=(rep, rep, rep, data, rep),
+        out_shardings=(rep, rep, rep, rep, rep),
         donate_argnums=(0, 1, 2) if donate else (),
     )
 
@@ -110,8 +92,11 @@ class DataParallelTrainer:
       model: any ``nnx.Module``; its ``nnx.Param`` leaves are trained, the
         rest (batch statistics, RNG state) is carried through the step.
       tx: an Optax gradient transformation.
-      loss_fn: ``loss_fn(model, batch) -> scalar`` (e.g. :func:`recipe_loss_fn`).
+      loss_fn: ``loss_fn(logits, batch) -> scalar``, the convention of
+        :func:`lsbench.train.fit` (e.g. :func:`recipe_loss_fn`).
       mesh: a mesh with a ``data_axis`` axis; default all devices on ``("data",)``.
+      inputs: the batch key the model is called on (:func:`lsbench.train.apply_model`).
+      seed: dropout keys are ``fold_in(key(seed), step)``, as in :func:`lsbench.train.fit`.
       data_axis: the mesh axis the batch is split over.
       donate: reuse the old parameter/optimizer buffers in each step.
 
@@ -128,6 +113,8 @@ class DataParallelTrainer:
         loss_fn: LossFn,
         mesh: Mesh | None = None,
         *,
+        inputs: str = INPUTS,
+        seed: int = 0,
         data_axis: str = "data",
         donate: bool = True,
     ):
@@ -141,12 +128,18 @@ class DataParallelTrainer:
         self.params = replicate(jax.tree_util.tree_map(jnp.array, params), self.mesh)
         self.rest = replicate(jax.tree_util.tree_map(jnp.array, rest), self.mesh)
         self.opt_state = jax.jit(tx.init, out_shardings=replicated(self.mesh))(self.params)
-        self._step = data_parallel_train_step(graphdef, tx, loss_fn, self.mesh, data_axis=data_axis, donate=donate)
+        self._step = data_parallel_train_step(graphdef, tx, loss_fn, self.mesh, inputs=inputs, data_axis=data_axis,
+                                              donate=donate)
+        self._key = jax.random.key(int(seed))
+        self.steps = 0
 
     def step(self, batch) -> jax.Array:
         if not _is_placed(batch, self.mesh):
             batch = shard_batch(batch, self.mesh, self.data_axis)
-        self.params, self.rest, self.opt_state, loss = self._step(self.params, self.rest, self.opt_state, batch)
+        key = jax.random.fold_in(self._key, self.steps)
+        self.params, self.rest, self.opt_state, loss, _ = self._step(self.params, self.rest, self.opt_state,
+                                                                     batch, key)
+        self.steps += 1
         return loss
 
     @property

@@ -8,7 +8,7 @@
   after temperature scaling;
 * figure ``ece-error-<profile>``: ECE against error per recipe with 95 % CI bars.
 
-Schema: ``lsbench/pets-results/1`` (:mod:`lsbench.experiments.pets`).
+Schema: ``lsbench/pets-results/1`` (``lsbench/experiments/README.md``).
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ import dataclasses
 import math
 from typing import Any, Mapping, Sequence
 
+from lsbench.published import PETS_ANCHORS
 from lsbench.report import figures as F
 from lsbench.report.fmt import DASH, excludes_zero, num, pm
 from lsbench.report.proofs import placeholder
+from lsbench.report.recorded import entries, recording_status
 from lsbench.report.results import PETS_SCHEMA, ResultFile, ResultsError, check_schema, need
 from lsbench.report.tables import Table
 
@@ -29,20 +31,6 @@ BASELINE = "ce"
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 COLUMNS = ("recipe", "seeds", "error %", "NLL", "ECE %", "ECE after TS %",
            "Δ error (pp)", "Δ NLL", "Δ ECE (pp)", "Δ ECE after TS (pp)")
-
-
-def _anchors_default() -> dict:
-    from lsbench.experiments.pets import ANCHORS
-
-    return ANCHORS
-
-
-def _order_default() -> tuple[str, ...]:
-    try:
-        from lsbench.experiments.pets import DEFAULT_RECIPES
-    except ImportError:  # pragma: no cover
-        return ()
-    return tuple(DEFAULT_RECIPES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,10 +78,7 @@ def parse_pets(rf: ResultFile, profile: str | None = None) -> Pets:
     if profile is not None and prof != profile:
         raise ResultsError(rf.path, f"profile is {prof!r} but the file name says {profile!r}")
     aggregates = need(rf, rf.data, "aggregates", dict)
-    for name, agg in aggregates.items():
-        where = f"aggregates.{name}"
-        if not isinstance(agg, Mapping):
-            raise ResultsError(rf.path, f"{where}: expected an object, found {type(agg).__name__}")
+    for name, agg, where in entries(rf, rf.data, "aggregates"):
         need(rf, agg, "seeds", list, where)
         metrics = need(rf, agg, "metrics", dict, where)
         for m, s in metrics.items():
@@ -102,10 +87,7 @@ def parse_pets(rf: ResultFile, profile: str | None = None) -> Pets:
         for m, s in (paired or {}).items():
             _summary(rf, s, f"{where}.paired_vs_ce.{m}")
     runs = need(rf, rf.data, "runs", list)
-    for i, r in enumerate(runs):
-        where = f"runs[{i}]"
-        if not isinstance(r, Mapping):
-            raise ResultsError(rf.path, f"{where}: expected an object, found {type(r).__name__}")
+    for _, r, where in entries(rf, rf.data, "runs", list):
         need(rf, r, "name", str, where)
         need(rf, r, "seed", int, where)
         test = need(rf, r, "test", dict, where)
@@ -119,15 +101,17 @@ def parse_pets(rf: ResultFile, profile: str | None = None) -> Pets:
                 if len(need(rf, rel, k, list, w)) != len(count):
                     raise ResultsError(rf.path, f"{w}.{k}: length differs from count")
     config = need(rf, rf.data, "config", dict, optional=True) or {}
-    anchors = need(rf, rf.data, "claim", dict, optional=True) or _anchors_default()
-    order = [n for n in _order_default() if n in aggregates]
+    # The anchors and the recipe order are the ones the results file recorded; a file without
+    # anchors gets today's (lsbench.published, a module below both experiments and report).
+    anchors = need(rf, rf.data, "claim", dict, optional=True) or PETS_ANCHORS
+    recorded = need(rf, rf.data, "recipes", dict, optional=True) or {}
+    order = [n for n in recorded if n in aggregates]
     order += [n for n in aggregates if n not in order]
-    inv = rf.data.get("invocation")
-    status = inv.get("status") if isinstance(inv, Mapping) else None
+    status = recording_status(rf)
     data = config.get("data") if isinstance(config, Mapping) else None
     n_test = data.get("n_test") if isinstance(data, Mapping) else None
     return Pets(rf, prof, backbone_text(config, prof), tuple(order), aggregates, tuple(runs), anchors,
-                status if isinstance(status, str) else None, n_test if isinstance(n_test, int) else None,
+                status, n_test if isinstance(n_test, int) else None,
                 config)
 
 
@@ -191,17 +175,11 @@ def pets_table(p: Pets) -> Table:
     if p.status and p.status != "complete":
         notes.append(f"Recording status: {p.status} (not every requested run is in this file).")
     n_test = f", n = {p.n_test} test images" if p.n_test else ""
-    return Table(
-        name=f"pets-{p.profile}",
-        caption=(f"Oxford-IIIT Pets, profile {p.profile}: backbone {p.backbone}, fastai head, "
-                 f"metrics on the official test split{n_test}."),
-        columns=COLUMNS,
-        rows=tuple(rows),
-        sources=(p.file.source,),
-        align="l" + "r" * (len(COLUMNS) - 1),
-        notes=tuple(notes),
-        shrink_only=True, ragged_notes=True,
-    )
+    caption = (f"Oxford-IIIT Pets, profile {p.profile}: backbone {p.backbone}, fastai head, "
+               f"metrics on the official test split{n_test}.")
+    return Table(name=f"pets-{p.profile}", caption=caption, columns=COLUMNS, rows=tuple(rows),
+                 sources=(p.file.source,), align="l" + "r" * (len(COLUMNS) - 1), notes=tuple(notes),
+                 shrink_only=True, ragged_notes=True)
 
 
 def pets_placeholder(profile: str) -> Table:
@@ -349,7 +327,7 @@ def pets_macros(p: Pets | None, profile: str) -> dict[str, Any]:
 
 
 def anchor_macros(anchors: Mapping | None = None) -> dict[str, Any]:
-    a = anchors or _anchors_default()
+    a = anchors or PETS_ANCHORS
     ls, ce = a.get("label_smoothing", {}), a.get("cross_entropy", {})
     return {
         "AnchorLSError": num(ls["error"], 1, 100) if "error" in ls else None,

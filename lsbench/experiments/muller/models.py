@@ -1,4 +1,4 @@
-"""Models and the distillation training loop of the Müller et al. (2019) reproduction.
+"""Models and the distillation loss of the Müller et al. (2019) reproduction.
 
 * :class:`MLP` -- a fully connected ReLU network with optional input and hidden
   dropout (Müller/Hinton's MNIST teacher is ``MLP(784, (1200, 1200), 10,
@@ -11,25 +11,19 @@
   logits (one jitted function per model structure, fixed batch shape).
 * :func:`last_layer` -- the last layer's weight matrix ``[D, K]`` (its columns
   are the class *templates* ``w_k`` of Müller et al.) and bias.
-* :func:`make_distillation_loss` / :func:`fit_distill` -- the student loss
+* :func:`make_distillation_loss` -- the student loss
   ``β·T²·KL(softmax(t/T) ‖ softmax(s/T)) + (1 − β)·CE(s, y)``, its KL part from
   ``RECIPES["distillation"]`` and its CE part from ``RECIPES["uniform"]`` with
-  ε = 0, trained with exactly the optimiser and determinism conventions of
-  :func:`lsbench.train.fit` (one-cycle Adam from
-  :func:`lsbench.train.make_optimizer`; shuffles from ``SeedSequence([seed, 0])``,
-  dropout keys ``fold_in(key(seed), step)``). :func:`lsbench.train.fit` itself
-  cannot be used because its loss sees only ``(logits, labels)``, and a
-  student's loss also needs the teacher's logits of the same batch.
+  ε = 0; the teacher's logits ride in the batch (``batch["teacher_logits"]``),
+  so students train through :func:`lsbench.train.fit` like every other model.
 """
 
 from __future__ import annotations
 
 import functools
-import time
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -39,7 +33,6 @@ __all__ = [
     "penultimate_and_logits",
     "last_layer",
     "make_distillation_loss",
-    "fit_distill",
 ]
 
 
@@ -143,7 +136,8 @@ def penultimate_and_logits(model: nnx.Module, x: np.ndarray, batch_size: int = 5
 
 @functools.lru_cache(maxsize=None)
 def make_distillation_loss(temperature: float, beta: float) -> Callable:
-    """``loss(student_logits, teacher_logits, labels) = β·T²KL + (1 − β)·CE`` (cached per ``(T, β)``).
+    """``loss(student_logits, batch) = β·T²KL(batch["teacher_logits"]) + (1 − β)·CE(batch["label"])``
+    (cached per ``(T, β)``), in the ``loss(logits, batch)`` convention of :func:`lsbench.train.fit`.
 
     ``T²KL`` is ``RECIPES["distillation"].loss`` (batchmean), ``CE`` is
     ``RECIPES["uniform"].loss`` with ε = 0 (mean). ``β = 0`` is plain
@@ -156,96 +150,10 @@ def make_distillation_loss(temperature: float, beta: float) -> Callable:
     kd, ce = RECIPES["distillation"].loss, RECIPES["uniform"].loss
     t, b = float(temperature), float(beta)
 
-    def loss(s, teacher, y):
-        hard = ce(s, y, epsilon=0.0)
+    def loss(s, batch):
+        hard = ce(s, batch["label"], epsilon=0.0)
         if b == 0.0:
             return hard
-        return b * kd(s, teacher, temperature=t) + (1.0 - b) * hard
+        return b * kd(s, batch["teacher_logits"], temperature=t) + (1.0 - b) * hard
 
     return loss
-
-
-def _call(model, x, key):
-    from lsbench.train import _takes_rngs
-
-    if _takes_rngs(type(model)):
-        return model(x, rngs=nnx.Rngs(dropout=key))
-    return model(x)
-
-
-@functools.lru_cache(maxsize=32)
-def _distill_step(graphdef, loss_fn, total_steps, config):
-    from lsbench.train import make_optimizer
-    import optax
-
-    tx = make_optimizer(config, total_steps)
-
-    def loss_of(params, rest, x, t, y, key):
-        model = nnx.merge(graphdef, params, rest, copy=True)
-        logits = _call(model, x, key)
-        loss = loss_fn(logits, t, y)
-        _, _, new_rest = nnx.split(model, nnx.Param, ...)
-        wrong = jnp.sum(jnp.argmax(logits, axis=-1) != y)
-        return loss, (new_rest, wrong)
-
-    @jax.jit
-    def step(params, rest, opt_state, x, t, y, key):
-        (loss, (rest, wrong)), grads = jax.value_and_grad(loss_of, has_aux=True)(params, rest, x, t, y, key)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), rest, opt_state, loss, wrong
-
-    return tx, step
-
-
-def fit_distill(model: nnx.Module, x: np.ndarray, y: np.ndarray, teacher_logits: np.ndarray,
-                loss_fn: Callable, config, *, seed: int, progress: bool = True, desc: str = "student"
-                ) -> tuple[nnx.Module, list[dict]]:
-    """:func:`lsbench.train.fit` for a student: ``loss_fn(student_logits, teacher_logits, labels)``.
-
-    Same optimiser, batching (the last incomplete batch dropped), shuffling
-    and dropout seeding as :func:`lsbench.train.fit`; returns ``(trained
-    model, per-epoch log)`` with the same log fields.
-    """
-    from tqdm.auto import tqdm
-
-    from lsbench.train import one_cycle_schedules, steps_per_epoch
-
-    x = np.asarray(x)
-    y = np.asarray(y).astype(np.int32)
-    t = np.asarray(teacher_logits, np.float32)
-    if not (len(x) == len(y) == len(t)):
-        raise ValueError(f"x, y and teacher_logits have {len(x)}, {len(y)}, {len(t)} rows")
-    steps, bs = steps_per_epoch(len(y), config.batch_size)
-    total = steps * config.epochs
-    model = nnx.clone(model)
-    model.train()
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    tx, step = _distill_step(graphdef, loss_fn, total, config)
-    opt_state = tx.init(params)
-    lr_sched, _ = one_cycle_schedules(config, total)
-    shuffle_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), 0])))
-    dropout_key = jax.random.key(int(seed))
-    log, t_step = [], 0
-    with tqdm(total=total, desc=desc, unit="step", disable=not progress, leave=False) as bar:
-        for epoch in range(config.epochs):
-            t0 = time.perf_counter()
-            order = shuffle_rng.permutation(len(y))
-            losses, wrongs = [], []
-            for s in range(steps):
-                idx = order[s * bs:(s + 1) * bs]
-                params, rest, opt_state, loss, wrong = step(
-                    params, rest, opt_state, x[idx], t[idx], y[idx], jax.random.fold_in(dropout_key, t_step))
-                losses.append(loss)
-                wrongs.append(wrong)
-                t_step += 1
-                bar.update(1)
-            losses = np.asarray(jax.device_get(losses), np.float64)
-            if not np.isfinite(losses).all():
-                raise FloatingPointError(f"non-finite training loss in epoch {epoch + 1} ({desc})")
-            entry = {"epoch": epoch + 1, "steps": steps, "loss": float(losses.mean()),
-                     "train_error": float(np.sum(jax.device_get(wrongs)) / (steps * bs)),
-                     "lr": float(lr_sched(t_step - 1)), "b1": float(opt_state[0].hyperparams["b1"]),
-                     "seconds": round(time.perf_counter() - t0, 4)}
-            log.append(entry)
-            bar.set_postfix(loss=f"{entry['loss']:.3f}", err=f"{entry['train_error']:.3f}")
-    return nnx.merge(graphdef, params, rest), log

