@@ -82,7 +82,11 @@ def keep_replaced(path: Path, log: Callable[[str], None], why: str = "  previous
     """Copy ``path`` to ``<into>/<stem>-<UTC stamp>.json`` (default ``into``: ``replaced/``
     beside ``path``) before it is overwritten."""
     stamp = prov.utc_now().replace(":", "").replace("-", "")
-    keep = (into if into is not None else path.parent / "replaced") / f"{path.stem}-{stamp}.json"
+    folder = into if into is not None else path.parent / "replaced"
+    keep, n = folder / f"{path.stem}-{stamp}.json", 1
+    while keep.exists():  # two replacements within one second keep both
+        n += 1
+        keep = folder / f"{path.stem}-{stamp}-{n}.json"
     prov.atomic_write_bytes(keep, path.read_bytes())
     log(f"{why} kept as {keep}")
     return keep

@@ -6,8 +6,6 @@ field of :class:`~lsbench.experiments.pets.config.PetsConfig`, which the flags o
 
 from __future__ import annotations
 
-import argparse
-import math
 import os
 import sys
 import time
@@ -16,142 +14,39 @@ from pathlib import Path
 import numpy as np
 
 from lsbench import provenance as prov
-from lsbench.experiments import records
-from lsbench.experiments.pets.config import (PROFILES, RUN_SPECS, PetsConfig, RunSpec, from_args, get_config,
-                                             run_settings)
+from lsbench.experiments import compare, records, workdir
+from lsbench.experiments.pets.config import RUN_SPECS, PetsConfig, RunSpec, from_args, run_settings
+from lsbench.experiments.pets.flags import UsageError, add_arguments, default_out, default_workdir, validate
 from lsbench.experiments.pets.model import array_digest, load_cached_features, npz_bytes, pets_net
-from lsbench.experiments.pets.protocol import aggregate, augment_batch, format_table, heldout_split
+from lsbench.experiments.pets.protocol import METRICS, aggregate, augment_batch, format_table, heldout_split
 from lsbench.experiments.settings import to_dict
 from lsbench.published import PETS_ANCHORS
 
-__all__ = ["UsageError", "Experiment", "add_arguments", "run", "default_out"]
+__all__ = ["UsageError", "Experiment", "add_arguments", "run", "default_out", "default_workdir"]
 
 RESULTS_SCHEMA = "lsbench/pets-results/1"
 RUN_SCHEMA = "lsbench/pets-run/1"
 FEATURES_VERSION = 1
 
-_REPO_ROOT = Path(__file__).resolve().parents[3]
+#: Paths whose changes do not make the tree dirty for --record: generated outputs and work directories.
+GIT_IGNORE = (*prov.OUTPUT_PATHS, "lsbench-runs/")
 
 
-def default_out(profile: str, per_class_limit: int | None = None) -> Path:
-    """``paper/results/pets-<profile>.json`` in the lsbench checkout (else under the cwd);
-    ``pets-<profile>-limit<N>.json`` for a ``--per-class-limit N`` quick run, so quick runs
-    never collide with the full one."""
-    base = _REPO_ROOT if (_REPO_ROOT / "paper").is_dir() else Path.cwd()
-    suffix = f"-limit{per_class_limit}" if per_class_limit else ""
-    return base / "paper" / "results" / f"pets-{profile}{suffix}.json"
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``reproduce pets``; each overrides one field of :func:`~.config.get_config`
-    (:data:`~.config.FLAGS`), whose values are the defaults shown."""
-    from lsbench.experiments import pets as package
-
-    cfg = get_config()
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.description = (package.__doc__ or "").split("\n\n**Recording.**")[0]
-    g = parser.add_argument_group("what to run")
-    g.add_argument("--profile", choices=PROFILES, default=None,
-                   help="frozen: cached EfficientNet-Lite0 features + fastai head (default on CPU); "
-                        "fastai: ResNet-34 + augmentation, needs --weights (default on an accelerator)")
-    g.add_argument("--recipes", nargs="+", metavar="NAME", default=list(cfg.recipes),
-                   help=f"runs to do, from {', '.join(RUN_SPECS)} (default: all)")
-    g.add_argument("--seeds", nargs="+", type=int, default=list(cfg.seeds), metavar="K",
-                   help=f"seeds (default: {' '.join(map(str, cfg.seeds))})")
-    g.add_argument("--epsilon", type=float, default=cfg.epsilon,
-                   help="ε of the fixed-ε recipes (uniform, off_target, fastai, tf_onehot, "
-                        f"speech_transformer; default {cfg.epsilon:g})")
-    t = cfg.train
-    g = parser.add_argument_group("training (fastai v1 fit_one_cycle defaults)")
-    g.add_argument("--epochs", type=int, default=t.epochs, help=f"default {t.epochs} (fit_one_cycle({t.epochs}))")
-    g.add_argument("--batch-size", type=int, default=t.batch_size, help=f"default {t.batch_size}")
-    g.add_argument("--lr", type=float, default=t.lr, help=f"peak learning rate (default {t.lr:g})")
-    g.add_argument("--weight-decay", type=float, default=t.weight_decay,
-                   help=f"decoupled weight decay (default {t.weight_decay:g})")
-    g = parser.add_argument_group("data and models")
-    g.add_argument("--data-dir", default=None,
-                   help="Oxford-IIIT Pet (official layout or archives); default $LSBENCH_DATA_DIR")
-    g.add_argument("--download", action="store_true",
-                   help="allow downloading the official archives if no local copy is found")
-    g.add_argument("--per-class-limit", type=int, default=None, metavar="N",
-                   help="use only the first N images of each class in each split (quick runs)")
-    g.add_argument("--image-size", type=int, default=cfg.data.image_size,
-                   help=f"image side in pixels (default {cfg.data.image_size})")
-    g.add_argument("--weights", default=None, metavar="PATH",
-                   help="fastai profile: torchvision ResNet-34 state dict (.pth or .safetensors)")
-    g.add_argument("--from-scratch", action="store_true",
-                   help="fastai profile: train ResNet-34 from random initialisation (a different "
-                        "experiment; every parameter is trained)")
-    g.add_argument("--cache-dir", default=None,
-                   help="decoded images and cached features (default $LSBENCH_CACHE_DIR or ~/.cache/lsbench)")
-    g = parser.add_argument_group("output")
-    g.add_argument("--out", default=None, metavar="PATH",
-                   help="results file (default paper/results/pets-<profile>.json, or "
-                        "pets-<profile>-limit<N>.json with --per-class-limit N); per-run records go to "
-                        "<dir>/runs/<stem>/")
-    g.add_argument("--force", action="store_true", help="redo runs that are already recorded")
-    g.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-class UsageError(ValueError):
-    """Bad command-line input: reported without a traceback, exit status 2."""
-
-
-def _resolve_profile(profile: str | None) -> str:
-    if profile is not None:
-        return profile
-    import jax
-
-    return "frozen" if jax.default_backend() == "cpu" else "fastai"
-
-
-def _validate(args) -> str:
-    """The profile, once the command line is checked (:class:`UsageError` listing every problem)."""
-    problems = []
-    unknown = [r for r in args.recipes if r not in RUN_SPECS]
-    if unknown:
-        problems.append(f"unknown recipe(s) {unknown}; choose from {list(RUN_SPECS)}")
-    seeds = list(dict.fromkeys(args.seeds))
-    if any(s < 0 for s in seeds):
-        problems.append(f"seeds must be >= 0, got {seeds}")
-    if not (math.isfinite(args.epsilon) and 0 <= args.epsilon <= 1):
-        problems.append(f"--epsilon must be in [0, 1], got {args.epsilon}")
-    if args.per_class_limit is not None and args.per_class_limit < 1:
-        problems.append(f"--per-class-limit must be >= 1, got {args.per_class_limit}")
-    if args.image_size < 32:
-        problems.append(f"--image-size must be >= 32, got {args.image_size}")
-    profile = _resolve_profile(args.profile)
-    if profile == "fastai":
-        if args.weights is None and not args.from_scratch:
-            problems.append(
-                "the fastai profile fine-tunes a pretrained ResNet-34: pass --weights PATH (a torchvision "
-                "ResNet-34 state dict, e.g. resnet34-b627a593.pth from "
-                "https://download.pytorch.org/models/resnet34-b627a593.pth). Training ResNet-34 from "
-                "random initialisation is a different experiment; ask for it with --from-scratch.")
-        if args.weights is not None and args.from_scratch:
-            problems.append("--weights and --from-scratch exclude each other")
-        if args.weights is not None and not Path(args.weights).is_file():
-            problems.append(f"--weights {args.weights}: no such file")
-    elif args.weights is not None or args.from_scratch:
-        problems.append("--weights/--from-scratch belong to --profile fastai "
-                        "(the frozen profile uses EfficientNet-Lite0's packaged weights)")
-    if problems:
-        raise UsageError("\n".join(problems))
-    return profile
+def portable(path: Path) -> str:
+    """``path`` for messages and files: relative to the repository (or its base name)."""
+    return prov.portable_path(path)
 
 
 def run(args) -> int:
     """Entry point of ``python -m lsbench reproduce pets``."""
     try:
-        cfg = from_args(args, _validate(args))
+        cfg = from_args(args, validate(args))
     except (UsageError, ValueError) as exc:
         print(f"lsbench reproduce pets: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else default_out(cfg.profile, cfg.data.per_class_limit)
-    return Experiment(args, cfg, out).main()
+    work = Path(args.workdir) if args.workdir else workdir.default_workdir(out.stem)
+    return Experiment(args, cfg, out, work).main()
 
 
 # --------------------------------------------------------------------------- the experiment
@@ -161,13 +56,18 @@ class Experiment:
     """One invocation: resolve inputs, plan, train what is missing, record, print.
 
     ``cfg`` (:class:`~.config.PetsConfig`) holds every setting of the runs; ``args`` only the
-    invocation's paths and switches (data/cache dirs, weights, ``--force``, progress).
+    invocation's paths and switches (data/cache dirs, weights, ``--force``, progress). Runs are
+    trained into ``work`` (``<work>/runs/``, results ``<work>/<out stem>.json``); ``out`` is the
+    reference results file, read for the comparison and written only with ``--record``.
     """
 
-    def __init__(self, args, cfg: PetsConfig, out: Path):
-        self.args, self.cfg, self.out = args, cfg, out
+    def __init__(self, args, cfg: PetsConfig, out: Path, work: Path | None = None):
+        self.args, self.cfg, self.reference = args, cfg, out
+        self.work = work if work is not None else workdir.default_workdir(out.stem)
+        self.out = self.work / out.name
         self.profile, self.recipes, self.seeds = cfg.profile, list(cfg.recipes), list(cfg.seeds)
-        self.runs_dir = out.parent / "runs" / out.stem
+        self.runs_dir = self.work / "runs"
+        self.code_sha256 = workdir.code_sha256("pets")
         self.progress = not args.no_progress
         self.cache_dir = Path(args.cache_dir).expanduser() if args.cache_dir else None
         self.times = {"data": 0.0, "features": 0.0, "training": 0.0}
@@ -190,6 +90,38 @@ class Experiment:
 
     # -- main
     def main(self) -> int:
+        """Check, lock, train what is missing, compare with the reference, record if asked."""
+        try:
+            self.git = self.check_recordable()
+            self.check_locations()
+            with workdir.WorkdirLock(self.work, wait=self.args.wait, log=self.log), \
+                    workdir.sigterm_as_interrupt():
+                return self.locked_main()
+        except (prov.DirtyTreeError, workdir.LockHeld, UsageError) as exc:
+            self.log(f"lsbench reproduce pets: {exc}")
+            return 2
+        except workdir.DiskFull as exc:
+            self.log(f"lsbench reproduce pets: {exc.strerror}")
+            return 2
+
+    def check_recordable(self) -> dict | None:
+        """With ``--record``: the clean tree's git state (or :class:`~lsbench.provenance.DirtyTreeError`)."""
+        if not self.args.record:
+            if self.args.allow_dirty:
+                raise UsageError("--allow-dirty only applies with --record")
+            return None
+        return prov.require_clean_tree(self.args.allow_dirty, ignore=GIT_IGNORE,
+                                       what=f"the reference {portable(self.reference)}")
+
+    def check_locations(self) -> None:
+        """Work directory, cache and (with ``--record``) the reference's directory must be writable."""
+        dirs = [self.work, self._cache_root()] + ([self.reference.parent] if self.args.record else [])
+        try:
+            prov.check_writable(*dirs)
+        except OSError as exc:
+            raise UsageError(f"{exc.strerror}; pick another --workdir / --cache-dir") from exc
+
+    def locked_main(self) -> int:
         from lsbench.data.pets import PetsDataError
 
         try:
@@ -200,24 +132,33 @@ class Experiment:
             return 2
         plan, problems = self.plan()
         if problems:
-            self.log(records.mismatch_message("pets", self.runs_dir, problems, "--out"))
+            self.log(records.mismatch_message("pets", self.runs_dir, problems, "--workdir"))
             return 2
         self.provenance = self.collect_provenance()
-        status = "complete"
         try:
-            self.execute(plan)
+            with workdir.disk_full_guard(self.work):
+                self.execute(plan)
         except KeyboardInterrupt:
-            status = "interrupted"
-            self.write_results(status)
+            self.write_results("interrupted")
             self.log(f"\ninterrupted: {len(self.trained)} run(s) recorded in this invocation "
                      f"(in {self.runs_dir}); rerun the same command to resume.")
             raise
-        aggregates = self.write_results(status)
-        print(format_table(aggregates, order=list(RUN_SPECS), baseline=self.cfg.protocol.baseline))
+        with workdir.disk_full_guard(self.work):
+            aggregates = self.write_results("complete")
+            print(format_table(aggregates, order=list(RUN_SPECS), baseline=self.cfg.protocol.baseline))
+            comparison = self.compare()
+            if self.args.record:
+                self.record_reference()
         total = time.perf_counter() - self.t_start
-        print(f"\n{len(self.trained)} run(s) trained, {len(self.skipped)} already recorded; "
+        print(f"\n{len(self.trained)} run(s) trained, {len(self.skipped)} already in the work directory; "
               f"results: {self.out}  (wall time {total:.1f} s: data {self.times['data']:.1f}, "
               f"features {self.times['features']:.1f}, training {self.times['training']:.1f})")
+        if self.args.record:
+            print(f"recorded as the reference: {self.reference}")
+        if self.args.check and not compare.agrees(comparison):
+            self.log("lsbench reproduce pets --check: the fresh runs do not agree with the reference "
+                     f"({comparison['verdict']})")
+            return 1
         return 0
 
     # -- data
@@ -353,7 +294,7 @@ class Experiment:
 
     def run_config(self, spec: RunSpec, seed: int) -> dict:
         return {"common_key": self.common_key, "name": spec.name, "seed": int(seed),
-                "loss": spec.loss(self.cfg.epsilon)}
+                "loss": spec.loss(self.cfg.epsilon), "code_sha256": self.code_sha256}
 
     # -- planning
     def plan(self) -> tuple[list[tuple[RunSpec, int, str]], list[str]]:
@@ -372,8 +313,12 @@ class Experiment:
                     if not self.args.force:
                         why = "unreadable" if rec is None else records.describe_mismatch(
                             rec, self.common, self.run_config(spec, seed)["loss"])
-                        problems.append(f"{path.name}: {why}")
-                        continue
+                        if why != "different run_key":
+                            problems.append(f"{path.name}: {why}")
+                            continue
+                        # same configuration and loss, so other code made it: retrain, never reuse
+                        self.log(f"{path.name}: recorded by other code (code_sha256 "
+                                 f"{str(rec.get('code_sha256'))[:12]} != {self.code_sha256[:12]}); retraining")
                 todo.append((spec, seed, key))
         return todo, problems
 
@@ -382,8 +327,10 @@ class Experiment:
                  "annotations/test.txt": self.data_root / "annotations" / "test.txt"}
         if self.weights_path is not None:
             files["weights"] = self.weights_path
-        return prov.collect(files=files, seeds=list(self.seeds), data_dir=str(self.data_root),
-                            cache_dir=str(self._cache_root()))
+        return prov.collect(files=files, files_root=self.data_root, git_ignore=GIT_IGNORE,
+                            seeds=list(self.seeds), data_dir=prov.portable_path(self.data_root),
+                            cache_dir=prov.portable_path(self._cache_root()), code_sha256=self.code_sha256,
+                            code_files=workdir.code_files("pets"))
 
     # -- training
     def execute(self, plan) -> None:
@@ -473,6 +420,7 @@ class Experiment:
             "seed": int(seed),
             "run_key": key,
             "common_key": self.common_key,
+            "code_sha256": self.code_sha256,
             "loss": rc["loss"],
             "description": spec.description,
             "config": self.common,
@@ -489,6 +437,7 @@ class Experiment:
 
     # -- recording
     def save_record(self, record: dict) -> None:
+        prov.assert_no_absolute_paths(record, "a pets run record")
         records.save_record(self.run_path(record["name"], record["seed"]), record, self.log)
 
     def recorded_runs(self) -> tuple[list[dict], list[dict]]:
@@ -502,6 +451,9 @@ class Experiment:
             elif rec.get("common_key") != self.common_key:
                 ignored.append({"file": path.name, "reason": "different configuration (common_key "
                                 f"{rec.get('common_key')} != {self.common_key})"})
+            elif rec.get("code_sha256") != self.code_sha256:
+                ignored.append({"file": path.name, "reason": "made by other code (code_sha256 "
+                                f"{rec.get('code_sha256')} != {self.code_sha256})"})
             else:
                 runs.append(rec)
         order = {n: i for i, n in enumerate(RUN_SPECS)}
@@ -509,6 +461,13 @@ class Experiment:
         return runs, ignored
 
     def write_results(self, status: str) -> dict:
+        """Rebuild ``<work>/<stem>.json`` from the work directory's matching records (atomically)."""
+        self.results = self.results_document(status)
+        prov.assert_no_absolute_paths(self.results, "the pets results file")
+        prov.atomic_write_json(self.out, self.results)
+        return self.results["aggregates"]
+
+    def results_document(self, status: str) -> dict:
         runs, ignored = self.recorded_runs()
         aggregates, ignored_names = aggregate(runs, self.cfg.protocol.baseline)
         ignored += ignored_names
@@ -524,6 +483,7 @@ class Experiment:
             "profile": self.profile,
             "claim": PETS_ANCHORS,
             "common_key": self.common_key,
+            "code_sha256": self.code_sha256,
             "config": self.common,
             "experiment_config": to_dict(self.cfg),
             "recipes": {n: {"recipe": RUN_SPECS[n].recipe if n in RUN_SPECS else None,
@@ -548,5 +508,43 @@ class Experiment:
             },
             "runs_dir": os.path.relpath(self.runs_dir, self.out.parent),
         }
-        prov.atomic_write_json(self.out, results)
-        return aggregates
+        return results
+
+    # -- the reference
+    def reference_runs_dir(self) -> Path:
+        return self.reference.parent / "runs" / self.reference.stem
+
+    def compare(self) -> dict:
+        """Compare the work directory's runs with the reference; print and save the comparison."""
+        ref = records.read_record(self.reference) if self.reference.exists() else None
+        ref_runs = (ref or {}).get("runs") or []
+        doc = compare.compare_runs(
+            self.results["runs"], ref_runs, METRICS, fresh_config=self.common,
+            reference_config=(ref or {}).get("config"), fresh_provenance=self.provenance,
+            reference_provenance={**((ref or {}).get("provenance") or {}),
+                                  "code_sha256": (ref or {}).get("code_sha256")})
+        doc["reference_file"] = portable(self.reference)
+        if ref is None:
+            doc["verdict"] = f"no reference to compare with ({portable(self.reference)} not found or unreadable)"
+            text = "verdict: " + doc["verdict"]
+        else:
+            text = compare.format_comparison(doc, scale={"error": 100, "ece": 100, "ece_ts": 100})
+        print("\n" + text)
+        prov.assert_no_absolute_paths(doc, "the comparison")
+        prov.atomic_write_json(self.work / "comparison.json", doc)
+        prov.atomic_write_bytes(self.work / "comparison.txt", (text + "\n").encode())
+        return doc
+
+    def record_reference(self) -> None:
+        """``--record``: the results file to ``--out`` and exactly this invocation's records to its runs/."""
+        ref_runs = self.reference_runs_dir()
+        names = set()
+        for rec in self.results["runs"]:
+            path = self.run_path(rec["name"], rec["seed"])
+            names.add(path.name)
+            prov.atomic_write_bytes(ref_runs / path.name, path.read_bytes())
+        for old in ref_runs.glob("*-seed*.json"):
+            if old.name not in names:
+                old.unlink()
+        doc = {**self.results, "runs_dir": os.path.relpath(ref_runs, self.reference.parent)}
+        prov.atomic_write_json(self.reference, doc)

@@ -1,0 +1,146 @@
+"""The command line of ``reproduce pets``: flags, their checks, and the default locations.
+
+Every flag of "what to run" and "training" overrides one field of
+:func:`~lsbench.experiments.pets.config.get_config`; the rest name the invocation's paths and switches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from lsbench.experiments import workdir
+from lsbench.experiments.pets.config import PROFILES, RUN_SPECS, get_config
+
+__all__ = ["UsageError", "add_arguments", "validate", "resolve_profile", "default_out", "default_workdir"]
+
+_REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def default_out(profile: str, per_class_limit: int | None = None) -> Path:
+    """``paper/results/pets-<profile>.json`` in the lsbench checkout (else under the cwd);
+    ``pets-<profile>-limit<N>.json`` for a ``--per-class-limit N`` quick run, so quick runs
+    never collide with the full one."""
+    base = _REPO_ROOT if (_REPO_ROOT / "paper").is_dir() else Path.cwd()
+    suffix = f"-limit{per_class_limit}" if per_class_limit else ""
+    return base / "paper" / "results" / f"pets-{profile}{suffix}.json"
+
+
+def default_workdir(profile: str, per_class_limit: int | None = None) -> Path:
+    """``./lsbench-runs/pets-<profile>[-limit<N>]/``: where a plain ``reproduce pets`` trains."""
+    return workdir.default_workdir(default_out(profile, per_class_limit).stem)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``reproduce pets``; each overrides one field of :func:`~.config.get_config`
+    (:data:`~.config.FLAGS`), whose values are the defaults shown."""
+    from lsbench.experiments import pets as package
+
+    cfg = get_config()
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = (package.__doc__ or "").split("\n\n**Recording.**")[0]
+    g = parser.add_argument_group("what to run")
+    g.add_argument("--profile", choices=PROFILES, default=None,
+                   help="frozen: cached EfficientNet-Lite0 features + fastai head (default on CPU); "
+                        "fastai: ResNet-34 + augmentation, needs --weights (default on an accelerator)")
+    g.add_argument("--recipes", nargs="+", metavar="NAME", default=list(cfg.recipes),
+                   help=f"runs to do, from {', '.join(RUN_SPECS)} (default: all)")
+    g.add_argument("--seeds", nargs="+", type=int, default=list(cfg.seeds), metavar="K",
+                   help=f"seeds (default: {' '.join(map(str, cfg.seeds))})")
+    g.add_argument("--epsilon", type=float, default=cfg.epsilon,
+                   help="ε of the fixed-ε recipes (uniform, off_target, fastai, tf_onehot, "
+                        f"speech_transformer; default {cfg.epsilon:g})")
+    t = cfg.train
+    g = parser.add_argument_group("training (fastai v1 fit_one_cycle defaults)")
+    g.add_argument("--epochs", type=int, default=t.epochs, help=f"default {t.epochs} (fit_one_cycle({t.epochs}))")
+    g.add_argument("--batch-size", type=int, default=t.batch_size, help=f"default {t.batch_size}")
+    g.add_argument("--lr", type=float, default=t.lr, help=f"peak learning rate (default {t.lr:g})")
+    g.add_argument("--weight-decay", type=float, default=t.weight_decay,
+                   help=f"decoupled weight decay (default {t.weight_decay:g})")
+    g = parser.add_argument_group("data and models")
+    g.add_argument("--data-dir", default=None,
+                   help="Oxford-IIIT Pet (official layout or archives); default $LSBENCH_DATA_DIR")
+    g.add_argument("--download", action="store_true",
+                   help="allow downloading the official archives if no local copy is found")
+    g.add_argument("--per-class-limit", type=int, default=None, metavar="N",
+                   help="use only the first N images of each class in each split (quick runs)")
+    g.add_argument("--image-size", type=int, default=cfg.data.image_size,
+                   help=f"image side in pixels (default {cfg.data.image_size})")
+    g.add_argument("--weights", default=None, metavar="PATH",
+                   help="fastai profile: torchvision ResNet-34 state dict (.pth or .safetensors)")
+    g.add_argument("--from-scratch", action="store_true",
+                   help="fastai profile: train ResNet-34 from random initialisation (a different "
+                        "experiment; every parameter is trained)")
+    g.add_argument("--cache-dir", default=None,
+                   help="decoded images and cached features (default $LSBENCH_CACHE_DIR or ~/.cache/lsbench)")
+    g = parser.add_argument_group("output")
+    g.add_argument("--workdir", default=None, metavar="DIR",
+                   help="where fresh runs are trained and recorded (default ./lsbench-runs/pets-<profile>/, "
+                        "resumable); holds runs/, the results file, comparison.json and comparison.txt")
+    g.add_argument("--out", default=None, metavar="PATH",
+                   help="the reference results file: compared with after the runs, written only with "
+                        "--record (default paper/results/pets-<profile>.json, or pets-<profile>-limit<N>.json "
+                        "with --per-class-limit N; its run records in <dir>/runs/<stem>/)")
+    g.add_argument("--record", action="store_true",
+                   help="after the runs, write them as the reference (--out and its runs/); refuses a tree "
+                        "with uncommitted changes")
+    g.add_argument("--allow-dirty", action="store_true",
+                   help="with --record: record from a dirty tree anyway (the results say dirty: true)")
+    g.add_argument("--check", action="store_true",
+                   help="exit 1 when a fresh run disagrees with the reference beyond tolerance (or cannot be "
+                        "compared with it)")
+    g.add_argument("--wait", action="store_true",
+                   help="wait for another run holding the work directory instead of exiting 2")
+    g.add_argument("--force", action="store_true", help="redo runs already recorded in the work directory")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+class UsageError(ValueError):
+    """Bad command-line input: reported without a traceback, exit status 2."""
+
+
+def resolve_profile(profile: str | None) -> str:
+    if profile is not None:
+        return profile
+    import jax
+
+    return "frozen" if jax.default_backend() == "cpu" else "fastai"
+
+
+def validate(args) -> str:
+    """The profile, once the command line is checked (:class:`UsageError` listing every problem)."""
+    problems = []
+    unknown = [r for r in args.recipes if r not in RUN_SPECS]
+    if unknown:
+        problems.append(f"unknown recipe(s) {unknown}; choose from {list(RUN_SPECS)}")
+    seeds = list(dict.fromkeys(args.seeds))
+    if any(s < 0 for s in seeds):
+        problems.append(f"seeds must be >= 0, got {seeds}")
+    if not (math.isfinite(args.epsilon) and 0 <= args.epsilon <= 1):
+        problems.append(f"--epsilon must be in [0, 1], got {args.epsilon}")
+    if args.per_class_limit is not None and args.per_class_limit < 1:
+        problems.append(f"--per-class-limit must be >= 1, got {args.per_class_limit}")
+    if args.image_size < 32:
+        problems.append(f"--image-size must be >= 32, got {args.image_size}")
+    profile = resolve_profile(args.profile)
+    if profile == "fastai":
+        if args.weights is None and not args.from_scratch:
+            problems.append(
+                "the fastai profile fine-tunes a pretrained ResNet-34: pass --weights PATH (a torchvision "
+                "ResNet-34 state dict, e.g. resnet34-b627a593.pth from "
+                "https://download.pytorch.org/models/resnet34-b627a593.pth). Training ResNet-34 from "
+                "random initialisation is a different experiment; ask for it with --from-scratch.")
+        if args.weights is not None and args.from_scratch:
+            problems.append("--weights and --from-scratch exclude each other")
+        if args.weights is not None and not Path(args.weights).is_file():
+            problems.append(f"--weights {args.weights}: no such file")
+    elif args.weights is not None or args.from_scratch:
+        problems.append("--weights/--from-scratch belong to --profile fastai "
+                        "(the frozen profile uses EfficientNet-Lite0's packaged weights)")
+    if problems:
+        raise UsageError("\n".join(problems))
+    return profile
