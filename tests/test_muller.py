@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from lsbench import provenance as prov
 from lsbench.data import mnist as mn
 from lsbench.experiments.muller import analysis as ana
 
@@ -229,9 +230,10 @@ def _read(path):
 def test_quick_end_to_end_writes_results_and_resumes(tmp_path, capsys):
     from lsbench.cli import main
 
-    out, cache, figs = tmp_path / "results", tmp_path / "cache", tmp_path / "figures"
-    argv = ["reproduce", "muller", "--quick", "--temperatures", "2", "--out-dir", str(out),
-            "--cache-dir", str(cache), "--figures-dir", str(figs), "--no-progress"]
+    out, cache = tmp_path / "work", tmp_path / "cache"
+    figs = out / "figures"
+    argv = ["reproduce", "muller", "--quick", "--temperatures", "2", "--workdir", str(out),
+            "--cache-dir", str(cache), "--no-progress"]
     assert main(argv) == 0
     printed = capsys.readouterr()
     assert "== verdicts" in printed.out and "pets: skipped" in printed.err
@@ -301,3 +303,18 @@ def test_quick_end_to_end_writes_results_and_resumes(tmp_path, capsys):
     assert redone["test"]["ece"] == pytest.approx(rec["test"]["ece"], abs=1e-6)
     first = next(r for r in _read(out / "muller-representations.json")["runs"] if r["name"] == "ce")
     assert first["seed"] == 1
+
+    # --record copies the work directory's results, records and figures to the reference, without
+    # retraining and without an absolute path in what it writes
+    ref, ref_figs = tmp_path / "paper" / "results", tmp_path / "paper" / "figures"
+    assert main(argv + ["--record", "--allow-dirty", "--out-dir", str(ref)]) == 0
+    capsys.readouterr()
+    rec_cal = _read(ref / "muller-calibration.json")
+    assert rec_cal["invocation"]["trained"] == [] and rec_cal["datasets"]["mnist"]["claims"] == cal["claims"]
+    for run in rec_cal["runs"]:
+        assert (ref / run["file"]).read_bytes() == (out / run["file"]).read_bytes()
+    rep_doc = _read(ref / "muller-representations.json")
+    assert all((ref / f).resolve().parent == ref_figs.resolve() and (ref / f).is_file()
+               for f in rep_doc["figure_files"])
+    for path in ref.glob("*.json"):
+        assert prov.find_absolute_paths(_read(path)) == [], path

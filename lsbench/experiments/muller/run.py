@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from lsbench import provenance as prov
-from lsbench.experiments import records
+from lsbench.experiments import records, workdir
 from lsbench.experiments.muller import analysis as ana
 from lsbench.experiments.muller.aggregate import (aggregate_calibration, aggregate_distillation,
                                                   aggregate_representations, caveats, student_name)
@@ -37,6 +37,8 @@ __all__ = ["UsageError", "Job", "Experiment", "add_arguments", "run"]
 RESULTS_SCHEMA = "lsbench/muller-results/1"
 RUN_SCHEMA = "lsbench/muller-run/1"
 _REPO_ROOT = Path(__file__).resolve().parents[3]
+#: Paths whose changes do not make the tree dirty for --record: generated outputs and work directories.
+GIT_IGNORE = (*prov.OUTPUT_PATHS, "lsbench-runs/")
 
 
 # --------------------------------------------------------------------------- CLI
@@ -66,10 +68,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="a tiny, fast configuration for tests (500-image MNIST, small MLPs, few epochs, "
                         "recipes ce/uniform_0.1/fastreid_adaptive); never comparable to the full run")
     g = parser.add_argument_group("output")
+    g.add_argument("--workdir", default=None, metavar="DIR",
+                   help="where fresh runs are trained (default ./lsbench-runs/muller/, resumable): results "
+                        "files, runs/muller/ and figures/")
     g.add_argument("--out-dir", default=None, metavar="DIR",
-                   help="results directory (default paper/results); runs go to <DIR>/runs/muller/")
+                   help="the reference results directory, written only with --record (default paper/results)")
     g.add_argument("--figures-dir", default=None, metavar="DIR",
-                   help="figure directory (default: <out-dir>/../figures, i.e. paper/figures)")
+                   help="with --record: the reference figure directory (default <out-dir>/../figures)")
+    g.add_argument("--record", action="store_true",
+                   help="after the runs, copy results, run records and figures to the reference; refuses a "
+                        "tree with uncommitted changes")
+    g.add_argument("--allow-dirty", action="store_true", help="with --record: record from a dirty tree anyway")
+    g.add_argument("--wait", action="store_true",
+                   help="wait for another run holding the work directory instead of exiting 2")
     g.add_argument("--cache-dir", default=None, metavar="DIR",
                    help="where the pets features are looked up and teacher logits cached "
                         "(default $LSBENCH_CACHE_DIR or ~/.cache/lsbench)")
@@ -83,26 +94,27 @@ class UsageError(ValueError):
 
 def run(args) -> int:
     """Entry point of ``python -m lsbench reproduce muller``."""
-    import signal
-    import threading
-
     try:
         exp = Experiment(args, from_args(args))
-    except UsageError as exc:
+        if args.allow_dirty and not args.record:
+            raise UsageError("--allow-dirty only applies with --record")
+        if args.record:
+            prov.require_clean_tree(args.allow_dirty, ignore=GIT_IGNORE, what="the Müller reference results")
+        dirs = [exp.out_dir, exp.cache_root] + ([exp.reference_dir, exp.reference_fig_dir] if args.record else [])
+        try:
+            prov.check_writable(*dirs)
+        except OSError as exc:
+            raise UsageError(f"{exc.strerror}; pick another --workdir / --cache-dir") from exc
+        # SIGTERM (e.g. `kill`) ends the run like Ctrl-C: the results files are marked "interrupted".
+        with workdir.WorkdirLock(exp.out_dir, wait=args.wait, log=exp.log), workdir.sigterm_as_interrupt(), \
+                workdir.disk_full_guard(exp.out_dir):
+            return exp.main()
+    except (UsageError, prov.DirtyTreeError, workdir.LockHeld) as exc:
         print(f"lsbench reproduce muller: {exc}", file=sys.stderr)
         return 2
-    # SIGTERM (e.g. `kill`) ends the run like Ctrl-C: the results files are marked "interrupted".
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        def _term(signum, frame):
-            raise KeyboardInterrupt
-
-        previous = signal.signal(signal.SIGTERM, _term)
-    try:
-        return exp.main()
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    except workdir.DiskFull as exc:
+        print(f"lsbench reproduce muller: {exc.strerror}", file=sys.stderr)
+        return 2
 
 # --------------------------------------------------------------------------- jobs
 
@@ -175,8 +187,13 @@ class Experiment:
             self.datasets_for[e] = ds
         if not any(self.datasets_for.values()):
             raise UsageError("no data set to run: " + "; ".join(self.notes))
-        self.out_dir = Path(args.out_dir) if args.out_dir else _REPO_ROOT / "paper" / "results"
-        self.fig_dir = Path(args.figures_dir) if args.figures_dir else self.out_dir.parent / "figures"
+        # fresh runs, results and figures go to the work directory; the reference only with --record
+        self.out_dir = Path(args.workdir) if args.workdir else workdir.default_workdir("muller")
+        self.fig_dir = self.out_dir / "figures"
+        self.reference_dir = Path(args.out_dir) if args.out_dir else _REPO_ROOT / "paper" / "results"
+        self.reference_fig_dir = (Path(args.figures_dir) if args.figures_dir
+                                  else self.reference_dir.parent / "figures")
+        self.code_sha256 = workdir.code_sha256("muller")
         if args.cache_dir:
             self.cache_root = Path(args.cache_dir).expanduser()
         else:
@@ -214,7 +231,9 @@ class Experiment:
             return 2
         self.provenance = prov.collect(
             files={label: p for d in self.data.values() for label, p in d.files.items()},
-            seeds=list(self.seeds), cache_dir=str(self.cache_root))
+            files_root=self.cache_root, git_ignore=GIT_IGNORE, seeds=list(self.seeds),
+            cache_dir=prov.portable_path(self.cache_root), code_sha256=self.code_sha256,
+            code_files=workdir.code_files("muller"))
         status = "complete"
         try:
             self.execute(jobs)
@@ -231,6 +250,8 @@ class Experiment:
                                                               for f in self.figure_files]
                 prov.atomic_write_json(self.out_dir / "muller-representations.json", results["representations"])
         print(format_report(results, self.temperatures, self.cfg.beta))
+        if self.args.record:
+            self.record_reference(results)
         total = time.perf_counter() - self.t_start
         print(f"\n{len(self.trained)} run(s) trained, {len(self.skipped)} already recorded; results in "
               f"{self.out_dir} (muller-{{{','.join(self.experiments)}}}.json); wall time {total:.1f} s "
@@ -246,12 +267,13 @@ class Experiment:
         for d in needed:
             try:
                 if d == "pets":
-                    ctx = load_pets_features(self.cache_root, [self.out_dir, _REPO_ROOT / "paper" / "results"],
+                    ctx = load_pets_features(self.cache_root, [self.out_dir, workdir.default_workdir("pets-frozen"),
+                                                               _REPO_ROOT / "paper" / "results"],
                                              self.cfg.setups[d])
                 else:
                     ctx = load_mnist_like(d, self.cfg.setups[d])
             except DatasetSkipped as exc:
-                self.skipped_datasets[d] = str(exc)
+                self.skipped_datasets[d] = prov.portable_text(str(exc), self.cache_root)
                 self.log(f"{d}: skipped -- {exc}")
                 continue
             setup = ctx.setup.to_dict()
@@ -276,7 +298,7 @@ class Experiment:
         ctx = self.data[d]
         spec = SPECS[name]
         key = prov.digest({"common_key": ctx.common_key, "kind": "classifier", "name": name,
-                           "loss": spec.loss(), "seed": int(seed)})
+                           "loss": spec.loss(), "seed": int(seed), "code_sha256": self.code_sha256})
         return Job("classifier", d, name, int(seed), self.runs_root / d / f"{name}-seed{seed}.json", key, spec=spec)
 
     def student_job(self, d: str, teacher: str | None, t: float | None, seed: int) -> Job:
@@ -285,7 +307,8 @@ class Experiment:
         teacher_key = self.classifier_job(d, teacher, seed).key if teacher else None
         key = prov.digest({"common_key": ctx.common_key, "kind": "student", "name": name, "teacher": teacher,
                            "teacher_run_key": teacher_key, "temperature": t,
-                           "beta": self.cfg.beta if teacher else 0.0, "seed": int(seed)})
+                           "beta": self.cfg.beta if teacher else 0.0, "seed": int(seed),
+                           "code_sha256": self.code_sha256})
         return Job("student", d, name, int(seed), self.runs_root / d / f"{name}-seed{seed}.json", key,
                    teacher=teacher, temperature=t)
 
@@ -317,8 +340,11 @@ class Experiment:
                         continue
                 elif job.path.exists() and not self.args.force:
                     why = "unreadable" if rec is None else records.describe_mismatch(rec, self.data[job.dataset].common)
-                    problems.append(f"{job.dataset}/{job.path.name}: {why}")
-                    continue
+                    if why != "different run_key":
+                        problems.append(f"{job.dataset}/{job.path.name}: {why}")
+                        continue
+                    # same configuration, so other code made it: retrain, never reuse
+                    self.log(f"{job.dataset}/{job.path.name}: recorded by other code; retraining")
                 todo[job.path] = job
         order = {n: i for i, n in enumerate(SPECS)}
         jobs = sorted(todo.values(), key=lambda j: (j.kind != "classifier", DATASETS.index(j.dataset), j.seed,
@@ -479,6 +505,8 @@ class Experiment:
 
     # -- recording
     def save_record(self, job: Job, record: dict) -> None:
+        record = {**record, "code_sha256": self.code_sha256}
+        prov.assert_no_absolute_paths(record, "a Müller run record")
         records.save_record(job.path, record, self.log)
         self.records[job.path] = record
 
@@ -564,8 +592,31 @@ class Experiment:
         results = {}
         for e in self.experiments:
             results[e] = self.results_for(e, status)
+            results[e]["code_sha256"] = self.code_sha256
+            prov.assert_no_absolute_paths(results[e], f"muller-{e}.json")
             prov.atomic_write_json(self.out_dir / f"muller-{e}.json", results[e])
         return results
+
+    def record_reference(self, results: Mapping[str, dict]) -> None:
+        """``--record``: results files, this invocation's run records and the figures to the reference."""
+        keep = set()
+        for e, res in results.items():
+            for run in res["runs"]:
+                src = self.out_dir / run["file"]
+                keep.add(run["file"])
+                prov.atomic_write_bytes(self.reference_dir / run["file"], src.read_bytes())
+        for old in (self.reference_dir / "runs" / "muller").glob("*/*-seed*.json"):
+            if old.relative_to(self.reference_dir).as_posix() not in keep:
+                old.unlink()
+        for f in self.figure_files:
+            prov.atomic_write_bytes(self.reference_fig_dir / Path(f).name, Path(f).read_bytes())
+        for e, res in results.items():
+            doc = dict(res)
+            if doc.get("figure_files"):
+                doc["figure_files"] = [os.path.relpath(self.reference_fig_dir / Path(f).name, self.reference_dir)
+                                       for f in self.figure_files]
+            prov.atomic_write_json(self.reference_dir / f"muller-{e}.json", doc)
+        self.log(f"recorded as the reference: {self.reference_dir} (figures in {self.reference_fig_dir})")
 
     def draw_figure(self, res: Mapping) -> list[str]:
         data = {d: v["figure"] for d, v in res["datasets"].items() if v.get("status") in ("ok", "incomplete")
