@@ -48,17 +48,26 @@ temperature scaling; every reported metric is on the official ``test``
 split. Seeds also drive head initialisation, batch order and dropout, so
 the paired differences from ``ce`` compare runs that share all of these.
 
-**Recording.** Each finished (recipe, seed) run is written atomically (temp
-file + rename) to ``<runs>/<recipe>-seed<k>.json`` where ``<runs>`` is
-``<out dir>/runs/<out stem>/`` (default ``paper/results/runs/pets-<profile>/``);
-the results file ``--out`` (default ``paper/results/pets-<profile>.json``;
-``pets-<profile>-limit<N>.json`` with ``--per-class-limit N``) is
-rewritten atomically after every run from all recorded runs that share this
-invocation's configuration. A rerun skips runs whose recorded ``run_key``
-matches; a recorded run with a different configuration stops the command
-before anything is trained (use ``--force`` or another ``--out``);
-``--force`` redoes runs and first copies a differing old record to
-``<runs>/replaced/``. An interrupt loses at most the run in progress.
+**Recording.** A plain run trains into a work directory, ``--workdir`` (default
+``./lsbench-runs/pets-<profile>/``, ``pets-<profile>-limit<N>`` with ``--per-class-limit N``):
+each finished (recipe, seed) run is written atomically (temp file + rename) to
+``<workdir>/runs/<recipe>-seed<k>.json`` and the work directory's results file
+``<workdir>/pets-<profile>.json`` is rewritten after every run. A rerun skips runs whose
+recorded ``run_key`` matches (the key hashes the whole configuration, the loss, the seed and
+:func:`lsbench.experiments.workdir.code_sha256` of the code behind the run, so a record made by
+other code is retrained, the old one kept under ``runs/replaced/``); a recorded run with another
+configuration stops the command before anything is trained (``--force`` or another
+``--workdir``). An interrupt (Ctrl-C or SIGTERM) loses at most the run in progress; a lock file
+``<workdir>/.lock`` keeps a second invocation out (``--wait`` waits for it).
+
+After the runs, the work directory is compared run by run with the committed reference ``--out``
+(default ``paper/results/pets-<profile>.json``) by :mod:`lsbench.experiments.compare`: each run
+bit-identical, within tolerance (the reference's 95 % CI half-width over seeds, per metric) or
+different, the largest difference per metric, the provenance fields that differ and a one-line
+verdict, printed and saved as ``<workdir>/comparison.json`` and ``comparison.txt``; ``--check``
+exits 1 when the runs do not agree. ``--record`` (from a clean commit; ``--allow-dirty`` to
+override, recorded as ``dirty: true``) writes the results file to ``--out`` and exactly these run
+records to ``<out dir>/runs/<out stem>/``.
 
 Metrics are fractions (error 0.075 = 7.5 %), NLL in nats; see :mod:`lsbench.metrics`.
 
