@@ -42,7 +42,8 @@ STATUSES = ("bit-identical", "within tolerance", "different", "config differs", 
 PROVENANCE_FIELDS = (("CPU model", ("cpu", "model")), ("usable cores", ("cpu", "usable_cores")),
                      ("backend", ("jax", "backend")), ("device", ("jax", "device_kind")),
                      ("XLA flags", ("runtime", "XLA_FLAGS")), ("commit", ("git", "commit")),
-                     ("dirty", ("git", "dirty")), ("python", ("python",)))
+                     ("dirty", ("git", "dirty")), ("python", ("python",)),
+                     ("input arrays", ("inputs_sha256",)))
 
 
 def _metric(run: Mapping, m: str) -> float | None:
