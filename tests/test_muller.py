@@ -318,3 +318,17 @@ def test_quick_end_to_end_writes_results_and_resumes(tmp_path, capsys):
                for f in rep_doc["figure_files"])
     for path in ref.glob("*.json"):
         assert prov.find_absolute_paths(_read(path)) == [], path
+
+    # the work directory is compared with the reference run by run: bit-identical to what it recorded
+    assert main(argv + ["--out-dir", str(ref), "--check"]) == 0
+    printed = capsys.readouterr().out
+    cmp = _read(out / "comparison.json")
+    assert cmp["counts"]["bit-identical"] == len(cmp["runs"]) > 0 and "bit-identical to the reference" in printed
+    for victim in (ref / "runs" / "muller" / "mnist").glob("ce-seed*.json"):  # a shift keeps the spread
+        bad = _read(victim)
+        bad["test"]["nll"] += 1.0
+        victim.write_text(json.dumps(bad))
+    assert main(argv + ["--out-dir", str(ref), "--check"]) == 1
+    capsys.readouterr()
+    cmp = _read(out / "comparison.json")
+    assert cmp["counts"]["different"] == 2 and cmp["largest_difference"]["nll"]["difference"] == pytest.approx(-1)

@@ -127,6 +127,8 @@ def compare_runs(fresh_runs: Sequence[Mapping], reference_runs: Sequence[Mapping
                  for m in metrics}
         row["difference"] = diffs
         why = list(config_diff) + (["loss"] if run.get("loss") != r.get("loss") else [])
+        if "config" in run and "config" in r:  # runs that carry their own configuration (Müller)
+            why += [k for k in config_differences(run["config"], r["config"]) if k not in why]
         if why:
             rows.append({**row, "status": "config differs", "config_differs": why})
             continue

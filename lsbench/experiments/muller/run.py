@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from lsbench import provenance as prov
-from lsbench.experiments import records, workdir
+from lsbench.experiments import compare, records, workdir
 from lsbench.experiments.muller import analysis as ana
 from lsbench.experiments.muller.aggregate import (aggregate_calibration, aggregate_distillation,
                                                   aggregate_representations, caveats, student_name)
@@ -79,6 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="after the runs, copy results, run records and figures to the reference; refuses a "
                         "tree with uncommitted changes")
     g.add_argument("--allow-dirty", action="store_true", help="with --record: record from a dirty tree anyway")
+    g.add_argument("--check", action="store_true",
+                   help="exit 1 when a fresh run disagrees with the reference beyond tolerance (or cannot be "
+                        "compared with it)")
     g.add_argument("--wait", action="store_true",
                    help="wait for another run holding the work directory instead of exiting 2")
     g.add_argument("--cache-dir", default=None, metavar="DIR",
@@ -250,6 +253,7 @@ class Experiment:
                                                               for f in self.figure_files]
                 prov.atomic_write_json(self.out_dir / "muller-representations.json", results["representations"])
         print(format_report(results, self.temperatures, self.cfg.beta))
+        comparison = self.compare()
         if self.args.record:
             self.record_reference(results)
         total = time.perf_counter() - self.t_start
@@ -258,7 +262,41 @@ class Experiment:
               f"(data {self.times['data']:.1f}, classifiers {self.times['classifiers']:.1f}, "
               f"students {self.times['students']:.1f}); 1-min load average at the end "
               f"{prov.cpu_info()['load_avg_1m']}")
+        if self.args.check and not compare.agrees(comparison):
+            self.log(f"lsbench reproduce muller --check: the fresh runs do not agree with the reference "
+                     f"({comparison['verdict']})")
+            return 1
         return 0
+
+    def compare(self) -> dict:
+        """This invocation's runs against the reference's records of the same files (printed and saved
+        as ``<workdir>/comparison.json`` / ``comparison.txt``; rule: :mod:`lsbench.experiments.compare`)."""
+        def as_run(rec: Mapping) -> dict:
+            return {"name": f"{rec['dataset']}/{rec['name']}", "seed": rec["seed"], "loss": rec.get("loss"),
+                    "test": rec.get("test"), "config": rec.get("config")}
+
+        fresh, reference = [], []
+        for path in sorted({j.path for e in self.experiments for j in self.jobs_for(e)}):
+            rec = self.records.get(path)
+            if rec is None:
+                continue
+            fresh.append(as_run(rec))
+            ref = records.read_record(self.reference_dir / path.relative_to(self.out_dir))
+            if ref is not None:
+                reference.append(as_run(ref))
+        metrics = ("error", "nll", "brier", "ece", "nll_ts", "brier_ts", "ece_ts", "temperature")
+        ref_results = next((r for r in (records.read_record(self.reference_dir / f"muller-{e}.json")
+                                        for e in self.experiments) if r), None) or {}
+        doc = compare.compare_runs(fresh, reference, metrics, fresh_provenance=self.provenance,
+                                   reference_provenance={**(ref_results.get("provenance") or {}),
+                                                         "code_sha256": ref_results.get("code_sha256")})
+        doc["reference_dir"] = prov.portable_path(self.reference_dir)
+        text = compare.format_comparison(doc, scale={"error": 100, "ece": 100, "ece_ts": 100})
+        print("\n" + text)
+        prov.assert_no_absolute_paths(doc, "the comparison")
+        prov.atomic_write_json(self.out_dir / "comparison.json", doc)
+        prov.atomic_write_bytes(self.out_dir / "comparison.txt", (text + "\n").encode())
+        return doc
 
     # -- data
     def load_data(self) -> None:
