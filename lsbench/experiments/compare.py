@@ -15,7 +15,8 @@ reference has a single seed). A run is
 * ``no reference`` -- the reference has no run of that name and seed.
 
 The comparison also lists the provenance fields in which the two invocations differ (CPU model,
-usable cores, backend, package versions, XLA flags, commit, code hash) and ends with a one-line
+family/model/ISA extensions, usable cores, backend, package versions, XLA flags, commit, code hash,
+input arrays) and ends with a one-line
 verdict (:func:`verdict`).
 
 >>> ref = [{"name": "ce", "seed": 0, "test": {"error": 0.1}}, {"name": "ce", "seed": 1, "test": {"error": 0.2}}]
@@ -39,7 +40,7 @@ ABSOLUTE_FLOOR = {"error": 1e-3, "ece": 1e-3, "ece_ts": 1e-3, "nll": 1e-3, "nll_
 DEFAULT_FLOOR = 1e-3
 STATUSES = ("bit-identical", "within tolerance", "different", "config differs", "no reference")
 #: Provenance fields compared, as (label, path in lsbench.provenance.collect's dict).
-PROVENANCE_FIELDS = (("CPU model", ("cpu", "model")), ("usable cores", ("cpu", "usable_cores")),
+PROVENANCE_FIELDS = (("CPU model", ("cpu", "model")), ("CPU family/model/ISA", ("cpu_identity",)), ("usable cores", ("cpu", "usable_cores")),
                      ("backend", ("jax", "backend")), ("device", ("jax", "device_kind")),
                      ("XLA flags", ("runtime", "XLA_FLAGS")), ("commit", ("git", "commit")),
                      ("dirty", ("git", "dirty")), ("python", ("python",)),

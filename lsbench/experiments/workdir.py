@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 __all__ = ["CODE_PATHS", "code_files", "code_sha256", "default_workdir", "LockHeld", "WorkdirLock",
-           "sigterm_as_interrupt", "DiskFull", "disk_full_guard", "PACKAGE_ROOT"]
+           "sigterm_as_interrupt", "DiskFull", "disk_full_guard", "PACKAGE_ROOT", "cpu_identity", "ISA_FLAGS"]
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the ``lsbench`` package directory
 
@@ -64,6 +64,34 @@ def code_sha256(experiment: str, root: str | os.PathLike = PACKAGE_ROOT,
     for rel in code_files(experiment, root, paths):
         h.update(rel.encode() + b"\0" + (Path(root) / rel).read_bytes() + b"\0")
     return h.hexdigest()
+
+
+#: The instruction-set extensions XLA:CPU may generate code for (``/proc/cpuinfo`` flag names).
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni",
+             "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "asimd", "sve")
+
+
+def cpu_identity() -> dict | None:
+    """CPU vendor, family, model, stepping and the ISA extensions of :data:`ISA_FLAGS` present.
+
+    Cloud machines often report a bare model name (``"AMD EPYC"``) for several generations whose
+    vector units differ (AVX2 only, or AVX-512), and XLA:CPU compiles for the one it finds, so the
+    model name alone cannot say whether two machines should agree bit for bit. ``None`` without
+    ``/proc/cpuinfo``.
+    """
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return None
+    first = text.split("\n\n", 1)[0]
+    fields = {}
+    for line in first.splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    return {"vendor": fields.get("vendor_id") or fields.get("CPU implementer"), "family": fields.get("cpu family"),
+            "model": fields.get("model") or fields.get("CPU part"), "stepping": fields.get("stepping"),
+            "isa": [f for f in ISA_FLAGS if f in flags]}
 
 
 def default_workdir(name: str) -> Path:

@@ -236,7 +236,7 @@ class Experiment:
             files={label: p for d in self.data.values() for label, p in d.files.items()},
             files_root=self.cache_root, git_ignore=GIT_IGNORE, seeds=list(self.seeds),
             cache_dir=prov.portable_path(self.cache_root), code_sha256=self.code_sha256,
-            code_files=workdir.code_files("muller"))
+            code_files=workdir.code_files("muller"), cpu_identity=workdir.cpu_identity())
         status = "complete"
         try:
             self.execute(jobs)

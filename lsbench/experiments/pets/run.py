@@ -330,7 +330,8 @@ class Experiment:
         return prov.collect(files=files, files_root=self.data_root, git_ignore=GIT_IGNORE,
                             seeds=list(self.seeds), data_dir=prov.portable_path(self.data_root),
                             cache_dir=prov.portable_path(self._cache_root()), code_sha256=self.code_sha256,
-                            code_files=workdir.code_files("pets"), inputs_sha256=self.inputs_sha256())
+                            code_files=workdir.code_files("pets"), cpu_identity=workdir.cpu_identity(),
+                            inputs_sha256=self.inputs_sha256())
 
     def inputs_sha256(self) -> dict:
         """Content digests of the arrays the heads train on (cached features, not the .npz bytes, which
