@@ -40,11 +40,11 @@ ABSOLUTE_FLOOR = {"error": 1e-3, "ece": 1e-3, "ece_ts": 1e-3, "nll": 1e-3, "nll_
 DEFAULT_FLOOR = 1e-3
 STATUSES = ("bit-identical", "within tolerance", "different", "config differs", "no reference")
 #: Provenance fields compared, as (label, path in lsbench.provenance.collect's dict).
-PROVENANCE_FIELDS = (("CPU model", ("cpu", "model")), ("CPU family/model/ISA", ("cpu_identity",)), ("usable cores", ("cpu", "usable_cores")),
+PROVENANCE_FIELDS = (("input arrays", ("inputs_sha256",)), ("CPU family/model/ISA", ("cpu_identity",)),
+                     ("CPU model", ("cpu", "model")), ("usable cores", ("cpu", "usable_cores")),
                      ("backend", ("jax", "backend")), ("device", ("jax", "device_kind")),
-                     ("XLA flags", ("runtime", "XLA_FLAGS")), ("commit", ("git", "commit")),
-                     ("dirty", ("git", "dirty")), ("python", ("python",)),
-                     ("input arrays", ("inputs_sha256",)))
+                     ("XLA flags", ("runtime", "XLA_FLAGS")), ("code hash", ("code_sha256",)),
+                     ("commit", ("git", "commit")), ("dirty", ("git", "dirty")), ("python", ("python",)))
 
 
 def _metric(run: Mapping, m: str) -> float | None:
@@ -98,7 +98,6 @@ def provenance_differences(fresh: Mapping | None, reference: Mapping | None) -> 
     fields = list(PROVENANCE_FIELDS)
     packages = sorted(set(fresh.get("packages") or {}) | set(reference.get("packages") or {}))
     fields += [(f"package {p}", ("packages", p)) for p in packages]
-    fields.append(("code hash", ("code_sha256",)))
     out = []
     for label, path in fields:
         a, b = _get(fresh, path), _get(reference, path)
