@@ -27,12 +27,16 @@ verdict (:func:`verdict`).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from lsbench.experiments.records import text_table
 
 __all__ = ["ABSOLUTE_FLOOR", "STATUSES", "tolerances", "config_differences", "provenance_differences",
-           "compare_runs", "verdict", "format_comparison", "agrees"]
+           "compare_runs", "verdict", "format_comparison", "agrees", "reference_provenance", "publish"]
+
+#: Metrics printed in percent.
+PERCENT = {"error": 100, "ece": 100, "ece_ts": 100}
 
 #: Smallest tolerance per metric (fractions for error/ECE, nats for NLL, Brier units, T).
 ABSOLUTE_FLOOR = {"error": 1e-3, "ece": 1e-3, "ece_ts": 1e-3, "nll": 1e-3, "nll_ts": 1e-3,
@@ -204,3 +208,22 @@ def format_comparison(comparison: Mapping, scale: Mapping[str, float] | None = N
         lines += [f"  {d['field']}: {d['fresh']!r} vs {d['reference']!r}" for d in comparison["provenance_differs"]]
     lines += [f"tolerance rule: {comparison['rule']}", "", "verdict: " + comparison["verdict"]]
     return "\n".join(lines)
+
+
+def reference_provenance(results: Mapping | None) -> dict:
+    """A reference results file's provenance with its top-level ``code_sha256`` (as :func:`compare_runs` takes it)."""
+    results = results or {}
+    return {**(results.get("provenance") or {}), "code_sha256": results.get("code_sha256")}
+
+
+def publish(comparison: dict, workdir: Path, text: str | None = None) -> dict:
+    """Print the comparison (``text``, default :func:`format_comparison`) and save it in ``workdir`` as
+    ``comparison.json`` and ``comparison.txt`` (atomically, after checking it holds no absolute path)."""
+    from lsbench import provenance as prov
+
+    text = text if text is not None else format_comparison(comparison, scale=PERCENT)
+    print("\n" + text)
+    prov.assert_no_absolute_paths(comparison, "the comparison")
+    prov.atomic_write_json(Path(workdir) / "comparison.json", comparison)
+    prov.atomic_write_bytes(Path(workdir) / "comparison.txt", (text + "\n").encode())
+    return comparison

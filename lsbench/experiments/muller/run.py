@@ -288,15 +288,9 @@ class Experiment:
         ref_results = next((r for r in (records.read_record(self.reference_dir / f"muller-{e}.json")
                                         for e in self.experiments) if r), None) or {}
         doc = compare.compare_runs(fresh, reference, metrics, fresh_provenance=self.provenance,
-                                   reference_provenance={**(ref_results.get("provenance") or {}),
-                                                         "code_sha256": ref_results.get("code_sha256")})
+                                   reference_provenance=compare.reference_provenance(ref_results))
         doc["reference_dir"] = prov.portable_path(self.reference_dir)
-        text = compare.format_comparison(doc, scale={"error": 100, "ece": 100, "ece_ts": 100})
-        print("\n" + text)
-        prov.assert_no_absolute_paths(doc, "the comparison")
-        prov.atomic_write_json(self.out_dir / "comparison.json", doc)
-        prov.atomic_write_bytes(self.out_dir / "comparison.txt", (text + "\n").encode())
-        return doc
+        return compare.publish(doc, self.out_dir)
 
     # -- data
     def load_data(self) -> None:

@@ -529,19 +529,11 @@ class Experiment:
         doc = compare.compare_runs(
             self.results["runs"], ref_runs, METRICS, fresh_config=self.common,
             reference_config=(ref or {}).get("config"), fresh_provenance=self.provenance,
-            reference_provenance={**((ref or {}).get("provenance") or {}),
-                                  "code_sha256": (ref or {}).get("code_sha256")})
+            reference_provenance=compare.reference_provenance(ref))
         doc["reference_file"] = portable(self.reference)
         if ref is None:
             doc["verdict"] = f"no reference to compare with ({portable(self.reference)} not found or unreadable)"
-            text = "verdict: " + doc["verdict"]
-        else:
-            text = compare.format_comparison(doc, scale={"error": 100, "ece": 100, "ece_ts": 100})
-        print("\n" + text)
-        prov.assert_no_absolute_paths(doc, "the comparison")
-        prov.atomic_write_json(self.work / "comparison.json", doc)
-        prov.atomic_write_bytes(self.work / "comparison.txt", (text + "\n").encode())
-        return doc
+        return compare.publish(doc, self.work, "verdict: " + doc["verdict"] if ref is None else None)
 
     def record_reference(self) -> None:
         """``--record``: the results file to ``--out`` and exactly this invocation's records to its runs/."""
