@@ -222,6 +222,7 @@ class Claim:
     label: str = ""
     given: dict | None = None
     instances: bool = True
+    decide: Callable[[sp.Basic], bool] | None = None  #: a checker of its own (code theorems)
 
 
 @dataclasses.dataclass
@@ -236,6 +237,7 @@ class Theorem:
     finding: bool = False
     note: str = ""
     allow_instances: bool = True
+    method: str = "symbolic"  #: what a proof of every claim is called ("code": the program's trace)
 
 
 @dataclasses.dataclass
@@ -244,7 +246,7 @@ class Result:
     name: str
     statement: str
     assumptions: str
-    method: str  # "symbolic" | "instances" | "none"
+    method: str  # "symbolic" | "instances" | "code" | "none"
     status: str  # "proved" | "failed"
     seconds: float
     claims: int
@@ -382,7 +384,9 @@ def _has_non_atomic_keys(mapping) -> bool:
 
 
 def check_symbolic(claim: Claim) -> bool:
-    """Decide ``claim`` for symbolic K."""
+    """Decide ``claim`` for symbolic K (or with the claim's own ``decide``)."""
+    if claim.decide is not None:
+        return bool(claim.decide(claim.expr))
     e = _prepare(claim)
     if claim.kind == "zero":
         e, _ = _opaque(e)
@@ -434,7 +438,7 @@ def _alarm(seconds):
 def check_theorem(th: Theorem, *, timeout: float | None = 120.0, allow_instances: bool = True) -> Result:
     """Derive and check every claim of ``th``; the method is the weakest one any claim needed."""
     t0 = time.perf_counter()
-    method, status, detail, n_claims = "symbolic", "proved", "", 0
+    method, status, detail, n_claims = th.method, "proved", "", 0
     try:
         with _alarm(timeout):
             claims = th.build()
@@ -498,11 +502,6 @@ def neg_xlogx_claims() -> list[Claim]:
 def entropy(row: Row, q: Callable[[object], sp.Expr]) -> sp.Expr:
     """``H(q) = −Σ_j q_j log q_j``."""
     return -row.sum(lambda j: q(j) * sp.log(q(j)))
-
-
-def affine_q(a, b):
-    """``q_j = a·[j = y] + b`` as a function of (row, key)."""
-    return lambda row, j: a * row.onehot(j) + b
 
 
 def gradient_claims(row: Row, loss: sp.Expr, grad: Callable[[object], sp.Expr], fam="z") -> list[Claim]:
