@@ -33,9 +33,13 @@ Semantics (over the reals)
   identity (their effect on the gradient is already in the traced backward).
 * ``reduce_max`` (and ``reduce_min``/``max``/``min``) of symbolic operands
   yields, when the evaluator's ``shift`` option is on (the default), a fresh
-  real symbol per entry: the code uses the row maximum only as a shift, and a
-  proof that holds for an *arbitrary* shift shows that the shift cancels
-  exactly. With ``shift=False`` they become ``sympy.Max``/``Min``.
+  symbol ``log μ`` (``μ > 0``, so any real number) per entry: the code uses the
+  row maximum (or a running maximum) only as a shift, and a proof that holds
+  for an *arbitrary* shift shows that the shift cancels exactly. Were a
+  maximum used otherwise, its fresh symbol would survive into the result and
+  the comparison with the spec would fail: the replacement can refuse a
+  correct program, never accept a wrong one. With ``shift=False`` they become
+  ``sympy.Max``/``Min``.
 * ``bitcast_convert_type`` from a 16-bit float to ``uint16`` and back is
   carried as an opaque :class:`Bits` wrapper (the round trip is exact; any
   arithmetic on the bits raises).
@@ -354,6 +358,11 @@ def _dtype(eqn, i=0):
     return np.dtype(eqn.outvars[i].aval.dtype)
 
 
+def _is_float(dtype) -> bool:
+    """Floating dtypes, including ml_dtypes' bfloat16 (which NumPy does not call floating)."""
+    return np.dtype(dtype).name in ("bfloat16", "float16", "float32", "float64")
+
+
 def _num(x):
     """An entry as a SymPy number/expression (bools as 0/1)."""
     if isinstance(x, Bits):
@@ -417,14 +426,15 @@ def _integer_pow(ev, eqn, ins):
 def _extremum(kind):
     pick = sp.Max if kind == "max" else sp.Min
 
+    neutral = -sp.oo if kind == "max" else sp.oo
+
     def f(ev, eqn, ins):
         def one(a, b):
             a, b = _num(a), _num(b)
-            if a.is_number and b.is_number:
+            if (a.is_number and b.is_number) or a == neutral or b == neutral:
                 return pick(a, b)
-            if a in (sp.oo, -sp.oo) or b in (sp.oo, -sp.oo):
-                return pick(a, b)
-            return pick(a, b)
+            # a running maximum (chunked, online logsumexp) is a shift too: see the module docstring
+            return ev.fresh() if ev.shift else pick(a, b)
         return _map(one, *ins)
     return f
 
@@ -712,7 +722,7 @@ def _bitcast(ev, eqn, ins):
             if x.dtype != new:
                 raise SymbolicBranch(f"bitcast of {x.dtype} bits to {new}")
             return x.value
-        if np.issubdtype(src, np.floating) and np.issubdtype(new, np.integer):
+        if _is_float(src) and np.issubdtype(new, np.integer):
             return Bits(x, src)
         raise UnsupportedPrimitive(f"bitcast_convert_type {src} -> {new} of a value")
     return _map(one, ins[0])
@@ -759,7 +769,7 @@ def _gather(ev, eqn, ins):
     window = [d for d in range(x.ndim) if d not in dn.collapsed_slice_dims
               and d not in getattr(dn, "operand_batching_dims", ())]
     out = np.empty(out_shape, dtype=object)
-    fill_value = sp.nan if fill is None and np.issubdtype(_dtype(eqn), np.floating) else (
+    fill_value = sp.nan if fill is None and _is_float(_dtype(eqn)) else (
         exact(fill, _dtype(eqn).name) if fill is not None else sp.Integer(0))
     for ix in np.ndindex(out_shape):
         g = tuple(ix[d] for d in batch_out)

@@ -1,0 +1,126 @@
+r"""Code theorems of the large-vocabulary paths: ``chunked``, the fused linear layer, vocabulary sharding.
+
+Each path is reached through ONE small adapter function (:func:`chunked_call`,
+:func:`linear_call`, :func:`vocab_call`), so that a change of the paths' calling
+convention is a change here only. What is proved is described in :mod:`proofs.code`.
+
+Chunk sizes: for each K, sizes that divide K and sizes that do not
+(:data:`CHUNKS`), so both the exact block loop and the shifted, masked last
+block are covered; ``chunk_size < K`` always, so the ``fori_loop`` runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+from proofs import code as cd
+from proofs import code_recipes as cr
+from proofs import kernel as kn
+
+CHUNKS = {2: (1,), 3: (1, 2), 4: (2, 3), 5: (2, 4)}  #: chunk sizes per K (dividing and not)
+CHUNKED_RECIPES = ("uniform", "off_target", "fastai", "speech_transformer", "fastreid")
+LINEAR_RECIPES = ("uniform", "off_target")
+HIDDEN = 2  #: hidden size of the fused linear theorems
+
+
+# --------------------------------------------------------------------------
+# adapters: the only places that know the paths' calling conventions
+# --------------------------------------------------------------------------
+
+
+def chunked_call(recipe: str, chunk_size: int):
+    """``call(kind, logits, labels, **params)`` on ``lsbench.losses.chunked``."""
+    from lsbench.losses import chunked
+
+    def call(kind, logits, labels, **kw):
+        fn = chunked.per_example if kind == "per_example" else chunked.loss
+        return fn(recipe, logits, labels, chunk_size=chunk_size, **kw)
+    return call
+
+
+def linear_call(recipe: str, chunk_size: int):
+    """``call(kind, hidden, weight, labels, epsilon=, ignore_index=)`` on ``lsbench.losses.linear``."""
+    from lsbench.losses import linear
+
+    def call(kind, hidden, weight, labels, **kw):
+        return linear.linear_smoothed_cross_entropy(
+            hidden, weight, labels, recipe=recipe, chunk_size=chunk_size,
+            reduction="none" if kind == "per_example" else "mean", **kw)
+    return call
+
+
+# --------------------------------------------------------------------------
+# chunked
+# --------------------------------------------------------------------------
+
+
+def chunked_theorem(recipe: str, dtype: str, ks=cd.KS) -> kn.Theorem:
+    spec = cr.spec_named(recipe)
+
+    def build_k(k):
+        claims = []
+        for c in CHUNKS[k]:
+            claims += cr.int_claims(spec, chunked_call(recipe, c), k, dtype, f"chunked(c={c})")
+        return claims
+
+    statement = (rf"\text{{jaxpr of chunked per\_example, loss, grad ({dtype}, chunk sizes dividing K and not)}}"
+                 r" = \text{dense spec and its derivative}")
+    return cd.code_theorem(recipe, f"code_chunked_{dtype}", statement, build_k, spec.assumptions, ks)
+
+
+# --------------------------------------------------------------------------
+# fused linear layer
+# --------------------------------------------------------------------------
+
+
+def linear_claims(recipe: str, K: int, dtype: str, chunk_size: int) -> list:
+    import jax
+    import jax.numpy as jnp
+
+    spec = cr.spec_named(recipe)
+    b = cd.Batch.make(K, where=False, ignore_index=cd.IGNORE)
+    n = len(b.labels)
+    H = cd.symbols("h", (n, HIDDEN), real=True)
+    # weight entries are shared by every row: named so that proofs.code.row_groups does not link rows by them
+    Wt = np.array([[sp.Symbol(f"W{k}c{j}", real=True) for j in range(K)] for k in range(HIDDEN)], dtype=object)
+    labels = jnp.asarray(b.labels, jnp.int32)
+    call = linear_call(recipe, chunk_size)
+    kw = {"ignore_index": cd.IGNORE}
+
+    def loss(h, w, e):
+        return call("loss", h, w, labels, epsilon=e, **kw)
+
+    def program(h, w, e):
+        return call("per_example", h, w, labels, epsilon=e, **kw), loss(h, w, e), jax.grad(loss, (0, 1))(h, w, e)
+
+    dt = jnp.dtype(dtype)
+    outs = cd.run(program, [jnp.zeros((n, HIDDEN), dt), jnp.zeros((HIDDEN, K), dt), 0.1], [H, Wt, kn.eps])
+    rows, stopped = cr._row_specs(spec, b, {"epsilon": kn.eps})
+    logits = H.dot(Wt)
+    to_code = {b.Z[ix]: logits[ix] for ix in np.ndindex(n, K)}
+    total = spec.reduce(rows, b, {})
+    total_code = total.xreplace(to_code)
+    label = f"{recipe} linear(c={chunk_size}) {dtype} K={K}"
+    return (cd.compare(outs[0], np.array([r.xreplace(to_code) for r in rows], dtype=object), f"{label} per_example")
+            + cd.compare(outs[1], np.array(total_code, dtype=object), f"{label} loss")
+            + cd.compare(outs[2], cd.gradient_spec(total_code, H, {}, {}), f"{label} grad[hidden]")
+            + cd.compare(outs[3], cd.gradient_spec(total_code, Wt, {}, {}), f"{label} grad[weight]"))
+
+
+def linear_theorem(recipe: str, dtype: str, ks=cd.KS) -> kn.Theorem:
+    statement = (rf"\text{{jaxpr of the fused linear loss (H = {HIDDEN}, {dtype}), grad in hidden and weight}}"
+                 r" = \text{dense spec of } hW \text{ and its derivative}")
+    return cd.code_theorem(recipe, f"code_linear_{dtype}", statement,
+                           lambda k: [c for cs in CHUNKS[k] for c in linear_claims(recipe, k, dtype, cs)], "", ks)
+
+
+def theorems(recipes=None, dtypes=cr.DTYPES, ks=cd.KS) -> list[kn.Theorem]:
+    out = []
+    for r in CHUNKED_RECIPES:
+        if recipes is None or r in recipes:
+            out += [chunked_theorem(r, dt, ks) for dt in dtypes]
+    for r in LINEAR_RECIPES:
+        if recipes is None or r in recipes:
+            out += [linear_theorem(r, dt, ks) for dt in dtypes]
+    return out
