@@ -46,6 +46,13 @@ def all_theorems(recipes=None):
     return out
 
 
+def code_theorems(recipes=None):
+    """The code theorems (:mod:`proofs.code`) of the selected recipes, every path."""
+    from proofs import code_paths, code_recipes
+
+    return code_recipes.theorems(recipes) + code_paths.theorems(recipes)
+
+
 def run(recipes=None, *, progress=None, timeout: float | None = 120.0):
     """Check the theorems of ``recipes``; ``progress(result)`` is called after each."""
     from proofs.kernel import check_theorem
