@@ -46,11 +46,17 @@ def all_theorems(recipes=None):
     return out
 
 
-def code_theorems(recipes=None):
-    """The code theorems (:mod:`proofs.code`) of the selected recipes, every path."""
-    from proofs import code_paths, code_recipes
+def code_theorems(recipes=None, *, ks=None, names=None):
+    """The code theorems (:mod:`proofs.code`) of the selected recipes, every path.
 
-    return code_recipes.theorems(recipes) + code_paths.theorems(recipes)
+    ``ks`` overrides the class counts (default :data:`proofs.code.KS`); ``names`` keeps
+    only the theorems with these names (e.g. ``"code_fused_bfloat16"``).
+    """
+    from proofs import code, code_paths, code_recipes
+
+    ks = tuple(ks or code.KS)
+    out = code_recipes.theorems(recipes, ks=ks) + code_paths.theorems(recipes, ks=ks)
+    return [th for th in out if names is None or th.name in names]
 
 
 def run(recipes=None, *, progress=None, timeout: float | None = 120.0):

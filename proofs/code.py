@@ -265,7 +265,10 @@ def code_theorem(recipe: str, name: str, statement: str, build_k: Callable[[int]
     def build():
         claims = []
         for k in ks:
-            claims.extend(build_k(k))
+            try:
+                claims.extend(build_k(k))
+            except Exception as exc:  # name the theorem and K in whatever the trace or the spec raised
+                raise RuntimeError(f"{recipe}.{name} K={k}: {type(exc).__name__}: {exc}") from exc
         return claims
 
     a = rf"K \in \{{{', '.join(map(str, ks))}\}}" + (r",\ " + assumptions if assumptions else "")
