@@ -239,7 +239,7 @@ def trace(fn: Callable, example_args: Sequence):
 def run(fn: Callable, example_args: Sequence, symbolic_args: Sequence, **evaluator_options):
     """Trace ``fn`` on the example arguments and evaluate the trace on the symbolic ones."""
     ev = jx.Evaluator(**evaluator_options)
-    return ev.closed(trace(fn, example_args), [jx._as_object(a) for a in symbolic_args])
+    return ev.closed(trace(fn, example_args), [jx.as_object(a) for a in symbolic_args])
 
 
 def compare(code: np.ndarray, spec: np.ndarray, label: str) -> list[Claim]:

@@ -23,7 +23,7 @@ a, b = sp.symbols("a b", positive=True)
 
 
 def ev(fn, *examples, args, **kw):
-    return jx.evaluate(jax.make_jaxpr(fn)(*examples), [jx._as_object(v) for v in args], **kw)
+    return jx.evaluate(jax.make_jaxpr(fn)(*examples), [jx.as_object(v) for v in args], **kw)
 
 
 def test_float_literals_become_the_rationals_the_source_wrote():
