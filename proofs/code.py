@@ -51,6 +51,7 @@ from proofs import kernel as kn
 from proofs.kernel import Claim, Row, Theorem
 
 KS = (2, 3, 4, 5)  #: the class counts every code theorem is checked for
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]  #: the checkout holding lsbench/ and proofs/
 IGNORE = -100  #: the ignore_index used on the batches (speech_transformer keeps its default −1)
 
 

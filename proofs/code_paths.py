@@ -11,6 +11,11 @@ block are covered; ``chunk_size < K`` always, so the ``fori_loop`` runs.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import sympy as sp
 
@@ -22,6 +27,8 @@ CHUNKS = {2: (1,), 3: (1, 2), 4: (2, 3), 5: (2, 4)}  #: chunk sizes per K (divid
 CHUNKED_RECIPES = ("uniform", "off_target", "fastai", "speech_transformer", "fastreid")
 LINEAR_RECIPES = ("uniform", "off_target")
 HIDDEN = 2  #: hidden size of the fused linear theorems
+VOCAB_RECIPES = ("uniform", "off_target")
+VOCAB_SHARDS = 2  #: devices of the vocabulary-sharded theorems' mesh (odd K: padded vocabulary)
 
 
 # --------------------------------------------------------------------------
@@ -47,6 +54,16 @@ def linear_call(recipe: str, chunk_size: int):
         return linear.linear_smoothed_cross_entropy(
             hidden, weight, labels, recipe=recipe, chunk_size=chunk_size,
             reduction="none" if kind == "per_example" else "mean", **kw)
+    return call
+
+
+def vocab_call(recipe: str, mesh, num_classes: int | None):
+    """``call(kind, logits, labels, **params)`` on ``lsbench.parallel.vocab``'s sharded loss."""
+    from lsbench.parallel import vocab_sharded_loss, vocab_sharded_per_example
+
+    def call(kind, logits, labels, **kw):
+        fn = vocab_sharded_per_example if kind == "per_example" else vocab_sharded_loss
+        return fn(logits, labels, mesh, recipe=recipe, num_classes=num_classes, **kw)
     return call
 
 
@@ -115,6 +132,83 @@ def linear_theorem(recipe: str, dtype: str, ks=cd.KS) -> kn.Theorem:
                            lambda k: [c for cs in CHUNKS[k] for c in linear_claims(recipe, k, dtype, cs)], "", ks)
 
 
+# --------------------------------------------------------------------------
+# vocabulary-sharded (a subprocess with a multi-device CPU backend)
+# --------------------------------------------------------------------------
+
+
+def vocab_claims(recipe: str, K: int, dtype: str) -> list:
+    """The claims on a mesh of :data:`VOCAB_SHARDS` devices (needs that many JAX devices).
+
+    For K not divisible by the shard count the class axis is padded with one more
+    symbolic column and ``num_classes=K``: the padding must get zero gradient.
+    """
+    import jax
+
+    from lsbench.parallel import make_mesh
+
+    if jax.device_count() < VOCAB_SHARDS:
+        raise RuntimeError(f"the vocabulary-sharded theorems need {VOCAB_SHARDS} devices, found "
+                           f"{jax.device_count()} (run them through vocab_results)")
+    mesh = make_mesh(VOCAB_SHARDS, ("model",))
+    pad = (-K) % VOCAB_SHARDS
+    spec = cr.spec_named(recipe)
+    call = vocab_call(recipe, mesh, K if pad else None)
+    path = f"vocab(n={VOCAB_SHARDS}{', padded' if pad else ''})"
+    return cr.int_claims(spec, call, K, dtype, path, pad=pad)
+
+
+def _vocab_worker(jobs) -> dict:
+    out = {}
+    for recipe, dtype, ks in jobs:
+        rows = []
+        for k in ks:
+            try:
+                for c in vocab_claims(recipe, k, dtype):
+                    ok = cd.is_exact_zero(c.expr)
+                    rows.append([c.label, ok, "" if ok else sp.sstr(c.expr)[:300]])
+            except Exception as exc:  # reported as a refused claim naming the theorem and K
+                rows.append([f"{recipe} vocab {dtype} K={k}", False, f"{type(exc).__name__}: {exc}"])
+        out[f"{recipe}/{dtype}"] = rows
+    return out
+
+
+_VOCAB_CACHE: dict = {}
+
+
+def vocab_results(jobs: tuple) -> dict:
+    """Run :func:`vocab_claims` for ``jobs`` in one subprocess with a multi-device CPU backend (cached)."""
+    if jobs not in _VOCAB_CACHE:
+        flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
+                 if not f.startswith("--xla_force_host_platform_device_count")]
+        env = {**os.environ, "JAX_PLATFORMS": "cpu",
+               "XLA_FLAGS": " ".join(flags + [f"--xla_force_host_platform_device_count={VOCAB_SHARDS}"]),
+               "PYTHONPATH": os.pathsep.join([str(cd.ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+        proc = subprocess.run([sys.executable, "-m", "proofs.code_paths", json.dumps(jobs)], env=env,
+                              capture_output=True, text=True, timeout=600)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"the vocabulary-sharded worker failed (rc={proc.returncode}): {proc.stderr[-1500:]}")
+        _VOCAB_CACHE[jobs] = json.loads(lines[-1][len("RESULT "):])
+    return _VOCAB_CACHE[jobs]
+
+
+def vocab_theorem(recipe: str, dtype: str, jobs: tuple, ks=cd.KS) -> kn.Theorem:
+    def build_k(k):
+        rows = vocab_results(jobs)[f"{recipe}/{dtype}"]
+        mine = [r for r in rows if f" K={k} " in r[0] + " "]
+        if not mine:
+            raise RuntimeError(f"no vocabulary-sharded result for {recipe} {dtype} K={k}")
+        # the exact check ran in the worker; its verdicts become claims here
+        return [kn.Claim(sp.Integer(0) if ok else sp.Symbol(text or "refused"), "zero", label,
+                         decide=cd.is_exact_zero, instances=False) for label, ok, text in mine]
+
+    statement = (rf"	ext{{jaxpr of vocab-sharded per\_example, loss, grad ({VOCAB_SHARDS} shards, {dtype},"
+                 r" shard\_map and collectives)}} = 	ext{dense spec and its derivative}")
+    return cd.code_theorem(recipe, f"code_vocab_{dtype}", statement, build_k, "", ks,
+                           note=f"checked in a subprocess with {VOCAB_SHARDS} CPU devices")
+
+
 def theorems(recipes=None, dtypes=cr.DTYPES, ks=cd.KS) -> list[kn.Theorem]:
     out = []
     for r in CHUNKED_RECIPES:
@@ -123,4 +217,11 @@ def theorems(recipes=None, dtypes=cr.DTYPES, ks=cd.KS) -> list[kn.Theorem]:
     for r in LINEAR_RECIPES:
         if recipes is None or r in recipes:
             out += [linear_theorem(r, dt, ks) for dt in dtypes]
+    vocab = [r for r in VOCAB_RECIPES if recipes is None or r in recipes]
+    jobs = tuple((r, "float32", tuple(ks)) for r in vocab)
+    out += [vocab_theorem(r, "float32", jobs, ks) for r in vocab]
     return out
+
+
+if __name__ == "__main__":  # the vocabulary-sharded worker (see vocab_results)
+    print("RESULT " + json.dumps(_vocab_worker([(r, d, tuple(k)) for r, d, k in json.loads(sys.argv[1])])))

@@ -198,8 +198,11 @@ def _row_specs(spec: Spec, b: cd.Batch, p: dict):
     return rows, stopped
 
 
-def int_claims(spec: Spec, call, K: int, dtype: str, path: str, extra: dict | None = None) -> list:
-    """Claims that the traced ``call`` equals ``spec`` for one K and dtype (see :mod:`proofs.code`)."""
+def int_claims(spec: Spec, call, K: int, dtype: str, path: str, extra: dict | None = None, pad: int = 0) -> list:
+    """Claims that the traced ``call`` equals ``spec`` for one K and dtype (see :mod:`proofs.code`).
+
+    ``pad`` extra logit columns (a padded vocabulary) are fed to the code and must get zero gradient.
+    """
     import jax
     import jax.numpy as jnp
 
@@ -222,8 +225,12 @@ def int_claims(spec: Spec, call, K: int, dtype: str, path: str, extra: dict | No
         per = call("per_example", z, labels, **kw, **dict(zip(names, pv))) if spec.per_example else None
         return per, loss(z, *pv), jax.grad(loss, argnums=argnums)(z, *pv)
 
-    z0 = jnp.zeros((len(b.labels), K), jnp.dtype(dtype))
-    outs = cd.run(program, [z0, *example], [b.logs, *[sym[n] for n in names]],
+    z0 = jnp.zeros((len(b.labels), K + pad), jnp.dtype(dtype))
+    logits = b.logs
+    if pad:
+        logits = np.concatenate([logits, np.vectorize(sp.log, otypes=[object])(
+            cd.symbols("wpad", (len(b.labels), pad), positive=True))], axis=1)
+    outs = cd.run(program, [z0, *example], [logits, *[sym[n] for n in names]],
                   assume_nonzero=spec.assume_nonzero)
     rows, stopped = _row_specs(spec, b, sym)
     to_code = b.to_code()
@@ -237,7 +244,11 @@ def int_claims(spec: Spec, call, K: int, dtype: str, path: str, extra: dict | No
     total = spec.reduce(rows, b, sym)
     claims += cd.compare(outs[i], np.array(total.xreplace(stopped).xreplace(to_code), dtype=object), f"{label} loss")
     wrt = [b.Z] + [np.asarray(sym[n], dtype=object) for n in spec.grad_params]
-    for name, g, v in zip(["logits", *spec.grad_params], outs[i + 1:], wrt):
+    grads = list(outs[i + 1:])
+    if pad:
+        claims += cd.compare(grads[0][:, K:], np.zeros((len(b.labels), pad), dtype=object), f"{label} grad[padding]")
+        grads[0] = grads[0][:, :K]
+    for name, g, v in zip(["logits", *spec.grad_params], grads, wrt):
         claims += cd.compare(g, cd.gradient_spec(total, v, stopped, to_code), f"{label} grad[{name}]")
     return claims
 

@@ -262,7 +262,7 @@ class Evaluator:
             raise TypeError(f"jaxpr takes {len(jaxpr.invars)} arguments, got {len(args)}")
         for v, a in zip(jaxpr.invars, args):
             write(v, as_object(a))
-        for eqn in _live(jaxpr):
+        for eqn in live_equations(jaxpr):
             name = eqn.primitive.name
             rule = PRIMITIVES.get(name)
             if rule is None:
@@ -289,7 +289,7 @@ def _is_var(v) -> bool:
     return type(v).__name__ not in ("Literal", "DropVar")
 
 
-def _live(jaxpr) -> list:
+def live_equations(jaxpr) -> list:
     """The equations whose results reach an output (the trace is pure: dead code is dropped).
 
     ``jax.make_jaxpr`` keeps dead equations, e.g. the argmax indicator of

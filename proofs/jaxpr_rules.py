@@ -576,3 +576,10 @@ def _cond(ev, eqn, ins):
     index = as_int(ins[0][()], "cond index")
     branches = eqn.params["branches"]
     return ev.closed(branches[min(max(index, 0), len(branches) - 1)], list(ins[1:]))
+
+
+# --- shard_map and collectives (proofs/jaxpr_spmd.py) -------------------------------------------
+
+from proofs.jaxpr_spmd import register as _register_spmd  # noqa: E402
+
+_register_spmd(PRIMITIVES)

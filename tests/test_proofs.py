@@ -57,6 +57,7 @@ def test_verify_proves_every_theorem_and_writes_the_certificate(verified):
     for recipe in ("uniform", "off_target", "fastai", "speech_transformer", "fastreid"):
         assert (recipe, "code_chunked_float32") in code and (recipe, "code_chunked_bfloat16") in code
     assert {("uniform", "code_linear_float32"), ("off_target", "code_linear_float32")} <= code
+    assert {("uniform", "code_vocab_float32"), ("off_target", "code_vocab_float32")} <= code
     assert set(cert["sources"]) >= {"lsbench/losses/_core.py", "proofs/jaxpr.py", "proofs/kernel.py"}
     assert len(cert["sources_sha256"]) == 64
     assert cert["complete"] and cert["recipes"] == list(proofs.MODULES)
