@@ -504,6 +504,23 @@ def entropy(row: Row, q: Callable[[object], sp.Expr]) -> sp.Expr:
     return -row.sum(lambda j: q(j) * sp.log(q(j)))
 
 
+STANDING = r"K \in \mathbb{Z},\ K \ge 2"  #: the standing assumption of the integer-label recipes
+
+
+def onehot_setup(q: Callable):
+    """``(row, qf, L_def)`` for a target ``q(row, j)``: the symbolic-K row, ``qf(j)`` and ``−Σ q log p``."""
+    row = Row.split()
+    qf = lambda j: q(row, j)
+    return row, qf, lambda: cross_entropy(row, qf)
+
+
+def mass_and_closed_form(recipe: str, row: Row, qf, L_def, closed: Callable, statement: str,
+                         assumptions: str = STANDING, mass: str = r"\sum_j q_j = 1") -> list[Theorem]:
+    """The ``target_mass`` (``Σ q = 1``) and ``closed_form`` (``−Σ q log p = closed()``) theorems."""
+    return [Theorem(recipe, "target_mass", mass, lambda: [zero(row.sum(qf) - 1)], assumptions),
+            Theorem(recipe, "closed_form", statement, lambda: [zero(L_def() - closed())], assumptions)]
+
+
 def gradient_claims(row: Row, loss: sp.Expr, grad: Callable[[object], sp.Expr], fam="z") -> list[Claim]:
     """``∂loss/∂fam_j − grad(j) = 0`` for each distinguished class ``j``."""
     return [zero(sp.diff(loss, row.v(fam, j)) - grad(j), f"d/d{fam}_{j}") for j in row.keys]
