@@ -237,10 +237,16 @@ def trace(fn: Callable, example_args: Sequence):
     return jax.make_jaxpr(fn)(*example_args)
 
 
+REACHED: set = set()  #: every primitive the code theorems' traces have reached (this process and workers)
+
+
 def run(fn: Callable, example_args: Sequence, symbolic_args: Sequence, **evaluator_options):
     """Trace ``fn`` on the example arguments and evaluate the trace on the symbolic ones."""
     ev = jx.Evaluator(**evaluator_options)
-    return ev.closed(trace(fn, example_args), [jx.as_object(a) for a in symbolic_args])
+    try:
+        return ev.closed(trace(fn, example_args), [jx.as_object(a) for a in symbolic_args])
+    finally:
+        REACHED.update(ev.seen)
 
 
 def compare(code: np.ndarray, spec: np.ndarray, label: str) -> list[Claim]:

@@ -171,6 +171,7 @@ def _vocab_worker(jobs) -> dict:
             except Exception as exc:  # reported as a refused claim naming the theorem and K
                 rows.append([f"{recipe} vocab {dtype} K={k}", False, f"{type(exc).__name__}: {exc}"])
         out[f"{recipe}/{dtype}"] = rows
+    out["primitives"] = sorted(cd.REACHED)
     return out
 
 
@@ -191,6 +192,7 @@ def vocab_results(jobs: tuple) -> dict:
         if proc.returncode != 0 or not lines:
             raise RuntimeError(f"the vocabulary-sharded worker failed (rc={proc.returncode}): {proc.stderr[-1500:]}")
         _VOCAB_CACHE[jobs] = json.loads(lines[-1][len("RESULT "):])
+        cd.REACHED.update(_VOCAB_CACHE[jobs]["primitives"])
     return _VOCAB_CACHE[jobs]
 
 

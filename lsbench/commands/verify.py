@@ -106,7 +106,10 @@ def certificate(results, recipes, seconds: float, argv=None, *, code: bool = Tru
         "instance_ks": [min(INSTANCE_KS), max(INSTANCE_KS)],
     }
     if code:
+        from proofs.code import REACHED
+
         cert["code_ks"] = [min(CODE_KS), max(CODE_KS)]
+        cert["code_primitives"] = sorted(REACHED)  # what the traces reached (proofs/jaxpr.py covers more)
     cert.update({
         "sources": digests,
         "sources_sha256": combined_digest(digests),
@@ -150,6 +153,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     code = not getattr(args, "no_code", False)
     theorems = proofs.all_theorems(recipes) + (proofs.code_theorems(recipes) if code else [])
+    theorems.sort(key=lambda th: recipes.index(th.recipe))  # each recipe's code theorems after its maths
     results = []
     with tqdm(total=len(theorems), desc="verify", unit="thm", file=sys.stderr,
               disable=getattr(args, "quiet", False), leave=False) as bar:
