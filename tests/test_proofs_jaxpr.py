@@ -86,3 +86,15 @@ def test_certificate_digests_detect_a_changed_source(tmp_path):
     assert certificate.stale_sources(cert, tmp_path) == ["lsbench/losses/off_target.py"]
     assert certificate.stale_sources({}, tmp_path) is None  # a certificate from before the digests
     assert json.dumps(cert)  # plain JSON
+
+
+def test_custom_jvp_and_log1p_evaluate_their_primal():
+    @jax.custom_jvp
+    def f(v):
+        return jnp.log1p(jnp.exp(v))
+
+    f.defjvp(lambda primals, tangents: (f(primals[0]), tangents[0] * jax.nn.sigmoid(primals[0])))
+    (out,) = ev(f, jnp.float32(0), args=[sp.log(a)])
+    assert cd.is_exact_zero(out[()] - sp.log(1 + a))
+    (g,) = ev(jax.grad(f), jnp.float32(0), args=[sp.log(a)])
+    assert cd.is_exact_zero(g[()] - a / (1 + a))
