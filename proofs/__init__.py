@@ -12,7 +12,13 @@ One module per recipe (``proofs.<name>``, the ``proof`` field of
   a concrete ``K`` (:class:`proofs.kernel.ClosedForm`), which
   ``tests/test_proofs_tie.py`` lambdifies and compares with the JAX code.
 
-``python -m lsbench verify`` runs them all and writes the certificate.
+Beside them, the *code theorems* (:mod:`proofs.code`, built in
+:mod:`proofs.code_recipes` and :mod:`proofs.code_paths`) evaluate the recipes'
+own ``jax.make_jaxpr`` traces with the SymPy interpreter :mod:`proofs.jaxpr`
+and check them against the dense spec exactly, for K = 2..5 (method ``code``).
+
+``python -m lsbench verify`` runs them all and writes the certificate
+(:mod:`proofs.certificate`).
 """
 
 from __future__ import annotations
