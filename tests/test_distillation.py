@@ -7,7 +7,7 @@ import pytest
 
 import reference as ref
 from lsbench.losses import RECIPES
-from lsbench.losses.distillation import tutorial_loss
+from lsbench.losses.recipes.distillation import tutorial_loss
 
 R = RECIPES["distillation"]
 

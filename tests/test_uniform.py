@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import reference as ref
-from lsbench.losses import RECIPES, uniform
+from lsbench.losses import RECIPES
+from lsbench.losses.recipes import uniform
 
 torch = pytest.importorskip("torch", reason="PyTorch is the optional peer; pip install torch==2.13.0")
 F = torch.nn.functional

@@ -1,10 +1,10 @@
-"""``lsbench.losses._core``: the row-statistics primitive and its closed-form VJP."""
+"""``lsbench.losses.primitives``: the row-statistics primitive and its closed-form VJP."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lsbench.losses import _core
+from lsbench.losses import primitives as _core
 
 
 def test_row_stats_values_and_vjp_against_autodiff():
