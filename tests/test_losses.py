@@ -57,6 +57,12 @@ def reference_rows(name, z, y, eps):
     return ref.dense_ce(z, reference_q(name, z, y, eps))
 
 
+def loss64(name, z, y, **kw):
+    """``RECIPES[name].loss`` of NumPy inputs, computed in float64."""
+    with jax.enable_x64(True):
+        return RECIPES[name].loss(jnp.asarray(z), jnp.asarray(y), **kw)
+
+
 def test_catalogue_has_exactly_the_published_recipes():
     assert sorted(RECIPES) == sorted(NAMES)
     for name, r in RECIPES.items():
@@ -109,8 +115,7 @@ def test_epsilon_zero_is_plain_cross_entropy(name):
     rng = np.random.default_rng(0)
     z, y = make_inputs(name, rng, (8,), 11)
     labels = y.argmax(-1) if name == "tf_onehot" else y
-    with jax.enable_x64(True):
-        got = RECIPES[name].loss(jnp.asarray(z), jnp.asarray(y), epsilon=0.0)
+    got = loss64(name, z, y, epsilon=0.0)
     nll = -np.take_along_axis(ref.log_softmax(z), labels[:, None], -1).mean()
     np.testing.assert_allclose(got, nll, rtol=1e-12)
 
@@ -119,10 +124,8 @@ def test_epsilon_zero_is_plain_cross_entropy(name):
 def test_adding_a_constant_to_all_logits_changes_nothing(name):
     rng = np.random.default_rng(1)
     z, y = make_inputs(name, rng, (5,), 13)
-    with jax.enable_x64(True):
-        r = RECIPES[name]
-        base = r.loss(jnp.asarray(z), jnp.asarray(y), **params(name, 0.2))
-        shifted = r.loss(jnp.asarray(z + 123.25), jnp.asarray(y), **params(name, 0.2))
+    base = loss64(name, z, y, **params(name, 0.2))
+    shifted = loss64(name, z + 123.25, y, **params(name, 0.2))
     np.testing.assert_allclose(shifted, base, rtol=1e-12)
 
 
@@ -202,9 +205,7 @@ def test_low_precision_inputs_compute_in_float32(name, dtype):
 def test_float64_in_float64_out(name):
     rng = np.random.default_rng(6)
     z, y = make_inputs(name, rng, (4,), 6)
-    with jax.enable_x64(True):
-        out = RECIPES[name].loss(jnp.asarray(z), jnp.asarray(y), **params(name, 0.1))
-        assert out.dtype == jnp.float64
+    assert loss64(name, z, y, **params(name, 0.1)).dtype == jnp.float64
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -177,18 +177,24 @@ def _is_real_scalar(value) -> bool:
     return arr.dtype.kind in "iuf"
 
 
+def _scalar(value, name: str, expects: str):
+    """``value`` as a NumPy scalar, or None when traced; a non-number or non-scalar raises."""
+    if not is_concrete(value):
+        return None
+    if not _is_real_scalar(value):
+        raise TypeError(f"{name} must be {expects}, got {value!r} ({type(value).__name__})")
+    v = np.asarray(value)
+    if v.ndim != 0:
+        raise ValueError(f"{name} must be a scalar, got shape {v.shape}")
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {float(v)}")
+    return v
+
+
 def check_epsilon(epsilon, *, allow_negative: bool = False, name: str = "epsilon") -> None:
     """ε must be a real number in [0, 1] (checked when concrete; traced ε is not checked)."""
-    if not is_concrete(epsilon):
-        return
-    if not _is_real_scalar(epsilon):
-        raise TypeError(f"{name} must be a real number in [0, 1], got {epsilon!r} ({type(epsilon).__name__})")
-    eps = np.asarray(epsilon)
-    if eps.ndim != 0:
-        raise ValueError(f"{name} must be a scalar, got shape {eps.shape}")
-    if not np.isfinite(eps):
-        raise ValueError(f"{name} must be finite, got {float(eps)}")
-    if allow_negative and eps < 0:
+    eps = _scalar(epsilon, name, "a real number in [0, 1]")
+    if eps is None or (allow_negative and eps < 0):
         return
     if not 0.0 <= float(eps) <= 1.0:
         hint = " (a negative value selects fast-reid's adaptive ε)" if allow_negative else ""
@@ -197,14 +203,8 @@ def check_epsilon(epsilon, *, allow_negative: bool = False, name: str = "epsilon
 
 def check_positive(value, name: str) -> None:
     """``value`` must be a finite real number > 0 (checked when concrete)."""
-    if not is_concrete(value):
-        return
-    if not _is_real_scalar(value):
-        raise TypeError(f"{name} must be a real number > 0, got {value!r} ({type(value).__name__})")
-    v = np.asarray(value)
-    if v.ndim != 0:
-        raise ValueError(f"{name} must be a scalar, got shape {v.shape}")
-    if not (np.isfinite(v) and v > 0):
+    v = _scalar(value, name, "a real number > 0")
+    if v is not None and not v > 0:
         raise ValueError(f"{name} must be a finite number > 0, got {float(v)}")
 
 
@@ -556,3 +556,43 @@ def plain_rows(closed_form, check_params, logits, labels, *, ignore_index=None, 
     logits, safe, mask = prepare(logits, labels, ignore_index=ignore_index, where=where)
     check_params(logits.shape[-1], **params)
     return rows_on_logits(closed_form, logits, safe, mask, params), mask
+
+
+def reduced(per_example, reduce, description: str):
+    """``loss(a, b, **params) = reduce(per_example(a, b, **params), mask)`` with ``per_example``'s defaults.
+
+    ``mask`` holds the rows that ``ignore_index`` and ``where`` keep (None: all).
+    ``description`` is the reduction in words, for the docstring.
+    """
+
+    def loss(a, b, **params):
+        p = bind_params(per_example, params)
+        rows = per_example(a, b, **p)
+        mask = None
+        if p.get("ignore_index") is not None:
+            mask = jnp.asarray(b) != p["ignore_index"]
+        if p.get("where") is not None:
+            where = jnp.broadcast_to(jnp.asarray(p["where"], bool), rows.shape)
+            mask = where if mask is None else mask & where
+        return reduce(rows, mask)
+
+    loss.__name__ = loss.__qualname__ = "loss"
+    loss.__doc__ = (f":func:`{per_example.__name__}` reduced to a scalar: {description}.\n\n"
+                    f"Takes the keyword parameters of :func:`{per_example.__name__}`, with its defaults.")
+    return loss
+
+
+INTEGER_LABEL_ARGS = """labels: ``[...]`` integer class indices in ``[0, K)``; under ``jax.jit`` a
+        label outside that range gives a NaN loss and a NaN gradient in its row.
+      ignore_index: label value whose rows are excluded, or None.
+      where: boolean ``[...]`` mask of rows to keep (broadcastable)."""
+
+PER_EXAMPLE_RETURNS = """Returns:
+      ``[...]`` losses in float32 (float64 for float64 logits); masked rows are 0."""
+
+
+def shared_docs(fn):
+    """Fill the ``{INTEGER_LABEL_ARGS}`` and ``{PER_EXAMPLE_RETURNS}`` markers of ``fn``'s docstring."""
+    fn.__doc__ = fn.__doc__.replace("{INTEGER_LABEL_ARGS}", INTEGER_LABEL_ARGS).replace(
+        "{PER_EXAMPLE_RETURNS}", PER_EXAMPLE_RETURNS)
+    return fn

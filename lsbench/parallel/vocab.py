@@ -203,7 +203,7 @@ def _run(logits, labels, mesh, recipe, axis, batch_axis, num_classes, params):
     return rows, prep
 
 
-def vocab_sharded_per_example(
+def vocab_sharded_loss(
     logits,
     labels,
     mesh: Mesh,
@@ -214,10 +214,12 @@ def vocab_sharded_per_example(
     num_classes: int | None = None,
     **params,
 ):
-    """Per-position loss of ``recipe`` with the class axis of ``logits`` split over ``axis``.
+    """``RECIPES[recipe].loss`` with the class axis of ``logits`` split over the mesh axis ``axis``.
 
-    Equals ``RECIPES[recipe].per_example(logits[..., :num_classes], labels, **params)``
-    for any number of shards.
+    Equals ``RECIPES[recipe].loss(logits[..., :num_classes], labels, **params)``
+    (the recipe's own reduction: mean over kept rows, 0 when none is kept) for
+    any number of shards; works under ``jax.jit`` and ``jax.grad`` (gradient
+    sharded like ``logits``).
 
     Args:
       logits: ``[..., K]`` floating logits (a global array; already sharded
@@ -232,28 +234,17 @@ def vocab_sharded_per_example(
       **params: the recipe's keyword parameters with its defaults (``epsilon``,
         ``ignore_index``, ``where``; uniform's ``z_loss`` and class ``weight``
         with ``weight_mode="example"``).
-
-    Returns:
-      ``[...]`` losses in float32 (float64 for float64 logits), masked rows 0.
-    """
-    return _run(logits, labels, mesh, recipe, axis, batch_axis, num_classes, params)[0]
-
-
-def vocab_sharded_loss(
-    logits,
-    labels,
-    mesh: Mesh,
-    *,
-    recipe: str = "uniform",
-    axis: str = "model",
-    batch_axis: str | None = None,
-    num_classes: int | None = None,
-    **params,
-):
-    """:func:`vocab_sharded_per_example` with the recipe's own reduction (mean over kept rows; 0 when none).
-
-    The same value as ``RECIPES[recipe].loss``; works under ``jax.jit``
-    and ``jax.grad`` (gradient sharded like ``logits``).
     """
     rows, prep = _run(logits, labels, mesh, recipe, axis, batch_axis, num_classes, params)
     return integer_recipes.reduce(recipe, rows, prep.mask, prep.label_weight)
+
+
+def vocab_sharded_per_example(logits, labels, mesh: Mesh, **options):
+    """Per-position losses of :func:`vocab_sharded_loss` (same keyword arguments), masked rows 0.
+
+    Equals ``RECIPES[recipe].per_example(logits[..., :num_classes], labels, **params)``;
+    ``[...]`` losses in float32 (float64 for float64 logits).
+    """
+    layout = {k: options.pop(k, v) for k, v in P.keyword_defaults(vocab_sharded_loss).items()}
+    return _run(logits, labels, mesh, layout["recipe"], layout["axis"], layout["batch_axis"],
+                layout["num_classes"], options)[0]

@@ -164,14 +164,8 @@ def distillation(
     return _rows(student, teacher, mask, temperature)
 
 
-per_example = distillation
 
-
-def loss(student_logits, teacher_logits, **params):
-    """Sum of :func:`distillation` divided by the number of kept rows (``batchmean``)."""
-    p = P.bind_params(distillation, params)
-    student, teacher, mask = _prepare(student_logits, teacher_logits, p["temperature"], p["where"])
-    return P.masked_mean(_rows(student, teacher, mask, p["temperature"]), mask)
+loss = P.reduced(distillation, P.masked_mean, "the sum divided by the number of kept rows (``batchmean``)")
 
 
 def targets(teacher_logits, num_classes=None, *, temperature):

@@ -39,6 +39,7 @@ def check_params(num_classes: int, *, epsilon, **_):
 reduce = P.masked_mean
 
 
+@P.shared_docs
 def fastai(
     logits: jax.Array,
     labels: jax.Array,
@@ -58,13 +59,10 @@ def fastai(
 
     Args:
       logits: ``[..., K]`` floating logits.
-      labels: ``[...]`` integer class indices in ``[0, K)`` (NaN rows under jit otherwise).
+      {INTEGER_LABEL_ARGS}
       epsilon: smoothing ε in ``[0, 1]``.
-      ignore_index: label value whose rows are excluded (None: none).
-      where: boolean ``[...]`` mask of rows to keep (broadcastable).
 
-    Returns:
-      ``[...]`` losses in float32 (float64 for float64 logits); masked rows are 0.
+    {PER_EXAMPLE_RETURNS}
 
     Examples:
       >>> import jax.numpy as jnp
@@ -79,12 +77,8 @@ def fastai(
                         epsilon=epsilon)[0]
 
 
-per_example = fastai
 
-
-def loss(logits, labels, **params):
-    """``ε·mean(smooth) + (1−ε)·mean(nll)``, each mean over the kept rows."""
-    return reduce(*P.plain_rows(rows_from_stats, check_params, logits, labels, **P.bind_params(fastai, params)))
+loss = P.reduced(fastai, P.masked_mean, "ε·mean(smooth) + (1−ε)·mean(nll), each mean over the kept rows (one mask: the mean of the mixed rows)")
 
 
 def targets(labels, num_classes, *, epsilon):

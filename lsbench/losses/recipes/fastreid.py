@@ -51,6 +51,7 @@ def reduce(rows, mask=None, norm=None):
     return jnp.sum(rows) / jnp.maximum(count, 1)
 
 
+@P.shared_docs
 def fastreid(
     logits: jax.Array,
     labels: jax.Array,
@@ -72,16 +73,13 @@ def fastreid(
 
     Args:
       logits: ``[..., K]`` floating logits, ``K ≥ 2``.
-      labels: ``[...]`` integer class indices in ``[0, K)`` (NaN rows under jit otherwise).
+      {INTEGER_LABEL_ARGS}
       epsilon: fixed ε in ``[0, 1]``; a negative value selects the adaptive mode
         (fast-reid's published convention).
       alpha: ``α`` in ``[0, 1]`` of the adaptive mode.
       adaptive: use ``ε_i = α·p_y`` (same as a negative ``epsilon``).
-      ignore_index: label value whose rows are excluded (None: none).
-      where: boolean ``[...]`` mask of rows to keep (broadcastable).
 
-    Returns:
-      ``[...]`` losses in float32 (float64 for float64 logits); masked rows are 0.
+    {PER_EXAMPLE_RETURNS}
 
     Examples:
       >>> import jax.numpy as jnp
@@ -96,12 +94,8 @@ def fastreid(
                         epsilon=epsilon, alpha=alpha, adaptive=adaptive)[0]
 
 
-per_example = fastreid
 
-
-def loss(logits, labels, **params):
-    """``Σ_i L_i / max(#{i : L_i ≠ 0}, 1)`` (fast-reid's reduction)."""
-    return reduce(*P.plain_rows(rows_from_stats, check_params, logits, labels, **P.bind_params(fastreid, params)))
+loss = P.reduced(fastreid, reduce, "Σ_i L_i / max(#{i : L_i ≠ 0}, 1), fast-reid's reduction")
 
 
 def targets(labels, num_classes, *, epsilon, alpha=P.keyword_defaults(fastreid)["alpha"], adaptive=False,

@@ -47,6 +47,7 @@ def check_params(num_classes: int, *, epsilon, **_):
 reduce = P.masked_mean
 
 
+@P.shared_docs
 def off_target(
     logits: jax.Array,
     labels: jax.Array,
@@ -64,13 +65,10 @@ def off_target(
 
     Args:
       logits: ``[..., K]`` floating logits, ``K ≥ 2``.
-      labels: ``[...]`` integer class indices in ``[0, K)`` (NaN rows under jit otherwise).
+      {INTEGER_LABEL_ARGS}
       epsilon: smoothing ε in ``[0, 1]``.
-      ignore_index: label value whose rows are excluded (None: none).
-      where: boolean ``[...]`` mask of rows to keep (broadcastable).
 
-    Returns:
-      ``[...]`` losses in float32 (float64 for float64 logits); masked rows are 0.
+    {PER_EXAMPLE_RETURNS}
 
     Examples:
       >>> import jax.numpy as jnp
@@ -86,12 +84,8 @@ def off_target(
                         epsilon=epsilon)[0]
 
 
-per_example = off_target
 
-
-def loss(logits, labels, **params):
-    """Mean of :func:`off_target` over the kept rows (0 when none is kept)."""
-    return reduce(*P.plain_rows(rows_from_stats, check_params, logits, labels, **P.bind_params(off_target, params)))
+loss = P.reduced(off_target, P.masked_mean, "the mean over the kept rows (0 when none is kept)")
 
 
 def targets(labels, num_classes, *, epsilon):

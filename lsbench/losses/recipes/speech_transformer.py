@@ -42,6 +42,7 @@ def check_params(num_classes: int, *, epsilon, **_):
 reduce = P.masked_mean
 
 
+@P.shared_docs
 def speech_transformer(
     logits: jax.Array,
     labels: jax.Array,
@@ -59,10 +60,8 @@ def speech_transformer(
 
     Args:
       logits: ``[..., K]`` floating logits.
-      labels: ``[...]`` integer class indices in ``[0, K)`` (NaN rows under jit otherwise).
+      {INTEGER_LABEL_ARGS}
       epsilon: smoothing ε in ``[0, 1]``.
-      ignore_index: label value whose rows are excluded (the published ``IGNORE_ID`` = −1).
-      where: boolean ``[...]`` mask of rows to keep (broadcastable).
 
     Returns:
       ``[...]`` losses in float32 (float64 for float64 logits); ignored rows are 0.
@@ -80,13 +79,8 @@ def speech_transformer(
                         epsilon=epsilon)[0]
 
 
-per_example = speech_transformer
 
-
-def loss(logits, labels, **params):
-    """Sum over kept rows / their count (0, with zero gradient, when none is kept)."""
-    return reduce(*P.plain_rows(rows_from_stats, check_params, logits, labels,
-                                **P.bind_params(speech_transformer, params)))
+loss = P.reduced(speech_transformer, P.masked_mean, "the sum over the kept rows divided by their count (0, with zero gradient, when none is kept)")
 
 
 def targets(labels, num_classes, *, epsilon, ignore_index=P.keyword_defaults(speech_transformer)["ignore_index"]):

@@ -132,14 +132,8 @@ def tf_onehot(
     return _rows(logits, labels, mask, epsilon)
 
 
-per_example = tf_onehot
 
-
-def loss(logits, labels, **params):
-    """Mean of :func:`tf_onehot` over the kept rows (0 when none is kept)."""
-    p = P.bind_params(tf_onehot, params)
-    logits, labels, mask = _prepare(logits, labels, p["epsilon"], p["where"])
-    return P.masked_mean(_rows(logits, labels, mask, p["epsilon"]), mask)
+loss = P.reduced(tf_onehot, P.masked_mean, "the mean over the kept rows (0 when none is kept)")
 
 
 def targets(labels, num_classes=None, *, epsilon):

@@ -106,6 +106,7 @@ def _torch_rows(logits, labels, mask, epsilon, z_loss, weight, label_weight):
     return P.apply_mask(rows, mask)
 
 
+@P.shared_docs
 def uniform(
     logits: jax.Array,
     labels: jax.Array,
@@ -130,17 +131,13 @@ def uniform(
 
     Args:
       logits: ``[..., K]`` floating logits (bf16/f16 computed in float32).
-      labels: ``[...]`` integer class indices in ``[0, K)``; under ``jax.jit`` a
-        label outside that range gives a NaN loss and gradient in its row.
+      {INTEGER_LABEL_ARGS}
       epsilon: smoothing ε in ``[0, 1]``.
-      ignore_index: label value whose rows are excluded (None: none).
-      where: boolean ``[...]`` mask of rows to keep (broadcastable).
       weight: optional ``[K]`` per-class weights.
       weight_mode: ``"example"`` (default) or ``"torch"``.
       z_loss: optional coefficient of ``logsumexp(z)²``.
 
-    Returns:
-      ``[...]`` losses in float32 (float64 for float64 logits); masked rows are 0.
+    {PER_EXAMPLE_RETURNS}
 
     Examples:
       >>> import jax.numpy as jnp
@@ -158,8 +155,6 @@ def uniform(
     return _rows_and_norm(logits, labels, epsilon=epsilon, ignore_index=ignore_index, where=where, weight=weight,
                           weight_mode=weight_mode, z_loss=z_loss)[0]
 
-
-per_example = uniform
 
 
 def loss(logits, labels, **params):
