@@ -32,9 +32,12 @@ def _fwd_values(z, y):
     d = zc - m[..., None]
     yc = y.astype(dt)
     lse = jnp.log(jnp.sum(jnp.exp(d), axis=-1))
+    # Both sums from the exactly scaled z·s − m·s: z − m overflows for logits near ±3e38.
     s = P.sum_scale(k)
-    _, mean = P.finish_sums(jnp.sum(zc * s - (m * s)[..., None], axis=-1), k)
-    return m, lse, jnp.sum(yc * d, axis=-1), jnp.sum(yc, axis=-1), mean
+    scaled = zc * s - (m * s)[..., None]
+    _, mean = P.finish_sums(jnp.sum(scaled, axis=-1), k)
+    # P.times: a class with Y_j = 0 and a −inf logit contributes 0, not 0·(−inf) = NaN.
+    return m, lse, jnp.sum(P.times(yc, scaled), axis=-1) * (1 / s), jnp.sum(yc, axis=-1), mean
 
 
 @jax.custom_vjp
