@@ -11,7 +11,7 @@ backward does with a block of ``∂L/∂z``.
   are rescaled (``exp(m − m')``) or shifted (``n_seen·(m − m')·s``), so every
   sum stays relative to the current max and a logit offset never rounds
   (``s`` is :func:`lsbench.losses.primitives.sum_scale`).
-* :func:`block_gradient` is one block of ``ḡ_lse·exp((z − m) − lse) + ḡ_row +
+* :func:`block_gradient` is one block of ``ḡ_lse·exp(−lse)·exp(z − m) + ḡ_row +
   ḡ_target·[j = y]`` (the label entry added by a batched scatter).
 
 Block ``i`` covers columns ``[start_i, start_i + c)`` with
@@ -111,7 +111,8 @@ def block_gradient(z, start, first, labels, m, lse, g_lse, g_target, g_row, keep
     rows where ``keep`` is False get exact zeros whatever ``z`` holds.
     """
     c = z.shape[-1]
-    dz = g_lse[:, None] * jnp.exp((z - m[:, None]) - lse[:, None]) + g_row[:, None]
+    # softmax = exp(z − m)·exp(−lse): the shift stays exact (m + lse is never rounded).
+    dz = (g_lse * jnp.exp(-lse))[:, None] * jnp.exp(z - m[:, None]) + g_row[:, None]
     local = labels - start
     idx = jnp.where((labels >= first) & (local < c), local, c)  # out-of-block entries are dropped
     dz = jax.vmap(lambda row, j, v: row.at[j].add(v, mode="drop"))(dz, idx, g_target)

@@ -17,7 +17,7 @@ A recipe whose target is ``q = a·onehot(y) + b`` has the per-row loss
 in which ``m`` cancels exactly. :func:`row_stats` computes the statistics and
 has a ``jax.custom_vjp`` whose backward writes
 
-    ∂/∂z = ḡ_lse · exp((z − m) − lse) + ḡ_target · [j = y] + ḡ_total + ḡ_mean/K
+    ∂/∂z = ḡ_lse · exp(−lse) · exp(z − m) + ḡ_target · [j = y] + ḡ_total + ḡ_mean/K
 
 without building a one-hot matrix. With the cotangents of the closed form
 this is exactly ``(Σq)·softmax − q``.
@@ -389,7 +389,7 @@ def _stats_fwd_values(z, y, weight):
 def _stats_bwd_values(z, y, weight, keep, m, lse, g_lse, g_target, g_row):
     """``ḡ_lse·softmax(z) + ḡ_target·[j = y] + ḡ_row·w`` in the logits' dtype, in one pass.
 
-    ``softmax`` is ``exp((z − m) − lse)``: ``z − m`` first, so a logit offset
+    ``softmax`` is ``exp(z − m)·exp(−lse)``: ``z − m`` first, so a logit offset
     never rounds. float32/float64: one elementwise pass writes
     ``ḡ_lse·softmax + ḡ_row·w`` for every class; the label entries (one per
     row) are then overwritten in place by a batched scatter with the same
@@ -419,7 +419,10 @@ def _stats_bwd_values(z, y, weight, keep, m, lse, g_lse, g_target, g_row):
     else:
         w = weight.astype(dt)
         w_y = jnp.take(w, y, mode="fill")
-    base = g_lse[..., None] * jnp.exp((z.astype(dt) - m[..., None]) - lse[..., None])
+    # softmax = exp(z − m)·exp(−lse): exact shift, and no more work per element
+    # than the inexact exp(z − (m + lse)).
+    scale = g_lse * jnp.exp(-lse)
+    base = scale[..., None] * jnp.exp(z.astype(dt) - m[..., None])
     base = base + (g_row[..., None] if w is None else g_row[..., None] * w)
     if low:
         iota = jax.lax.broadcasted_iota(jnp.int32, (1,) * (z.ndim - 1) + (k,), z.ndim - 1)
@@ -430,7 +433,7 @@ def _stats_bwd_values(z, y, weight, keep, m, lse, g_lse, g_target, g_row):
     if keep is not None:
         base = jnp.where(keep[..., None], base, zero)
     z_y = jnp.take_along_axis(z, y[..., None], axis=-1, mode="fill")[..., 0].astype(dt)
-    value = g_lse * jnp.exp((z_y - m) - lse) + g_target + (g_row if w_y is None else g_row * w_y)
+    value = scale * jnp.exp(z_y - m) + g_target + (g_row if w_y is None else g_row * w_y)
     if keep is not None:
         value = jnp.where(keep, value, zero)
     grad = jax.vmap(lambda row, i, v: row.at[i].set(v, mode="drop"))(

@@ -24,9 +24,9 @@ gradient that depend on the number of shards and differ from rank to rank.
 
 Backward (``jax.custom_vjp``): each shard writes its own block of
 
-    ∂L/∂z_j = ḡ_lse·exp(z_j − m − lse) + ḡ_target·[j = y] + ḡ_total
+    ∂L/∂z_j = ḡ_lse·exp(−lse)·exp(z_j − m) + ḡ_target·[j = y] + ḡ_total + ḡ_mean/K
 
-from the per-row ``m + lse`` saved by the forward, which is ``softmax − q``
+from the per-row ``m`` and ``lse`` saved by the forward, which is ``softmax − q``
 for the closed forms above. It needs no collective at all.
 
 Masked rows (``ignore_index``/``where``) get label 0 inside the kernel and
@@ -108,7 +108,7 @@ def _make_stats(mesh: Mesh, axis: str, batch_axis, ndim: int, k_total: int, k_va
         _, col = columns()
         zero = jnp.zeros((), dt)
         grad = (
-            g_lse[..., None] * jnp.exp((z.astype(dt) - m[..., None]) - lse[..., None])
+            (g_lse * jnp.exp(-lse))[..., None] * jnp.exp(z.astype(dt) - m[..., None])  # exact shift
             + jnp.where(col == y[..., None], g_target[..., None], zero)
             + g_row[..., None]
         )
