@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lsbench.losses import primitives as P
+from lsbench.losses import recipe_api
 
 
 def _phi(b):
@@ -165,7 +166,7 @@ def distillation(
 
 
 
-loss = P.reduced(distillation, P.masked_mean, "the sum divided by the number of kept rows (``batchmean``)")
+loss = recipe_api.reduced(distillation, P.masked_mean, "the sum divided by the number of kept rows (``batchmean``)")
 
 
 def targets(teacher_logits, num_classes=None, *, temperature):

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from lsbench.losses import primitives as P
+from lsbench.losses import recipe_api
 
 
 def rows_from_stats(stats: P.RowStats, num_classes: int, *, epsilon) -> jax.Array:
@@ -39,7 +40,7 @@ def check_params(num_classes: int, *, epsilon, **_):
 reduce = P.masked_mean
 
 
-@P.shared_docs
+@recipe_api.shared_docs
 def fastai(
     logits: jax.Array,
     labels: jax.Array,
@@ -78,7 +79,7 @@ def fastai(
 
 
 
-loss = P.reduced(fastai, P.masked_mean, "ε·mean(smooth) + (1−ε)·mean(nll), each mean over the kept rows (one mask: the mean of the mixed rows)")
+loss = recipe_api.reduced(fastai, P.masked_mean, "ε·mean(smooth) + (1−ε)·mean(nll), each mean over the kept rows (one mask: the mean of the mixed rows)")
 
 
 def targets(labels, num_classes, *, epsilon):

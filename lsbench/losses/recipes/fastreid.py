@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lsbench.losses import primitives as P
+from lsbench.losses import recipe_api
 from lsbench.losses.recipes.off_target import spread_rows
 
 
@@ -51,7 +52,7 @@ def reduce(rows, mask=None, norm=None):
     return jnp.sum(rows) / jnp.maximum(count, 1)
 
 
-@P.shared_docs
+@recipe_api.shared_docs
 def fastreid(
     logits: jax.Array,
     labels: jax.Array,
@@ -95,7 +96,7 @@ def fastreid(
 
 
 
-loss = P.reduced(fastreid, reduce, "Σ_i L_i / max(#{i : L_i ≠ 0}, 1), fast-reid's reduction")
+loss = recipe_api.reduced(fastreid, reduce, "Σ_i L_i / max(#{i : L_i ≠ 0}, 1), fast-reid's reduction")
 
 
 def targets(labels, num_classes, *, epsilon, alpha=P.keyword_defaults(fastreid)["alpha"], adaptive=False,

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from lsbench.losses import primitives as P
+from lsbench.losses import recipe_api
 
 
 def spread_rows(stats: P.RowStats, num_classes: int, eps) -> jax.Array:
@@ -47,7 +48,7 @@ def check_params(num_classes: int, *, epsilon, **_):
 reduce = P.masked_mean
 
 
-@P.shared_docs
+@recipe_api.shared_docs
 def off_target(
     logits: jax.Array,
     labels: jax.Array,
@@ -85,7 +86,7 @@ def off_target(
 
 
 
-loss = P.reduced(off_target, P.masked_mean, "the mean over the kept rows (0 when none is kept)")
+loss = recipe_api.reduced(off_target, P.masked_mean, "the mean over the kept rows (0 when none is kept)")
 
 
 def targets(labels, num_classes, *, epsilon):

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from lsbench.losses import primitives as P
+from lsbench.losses import recipe_api
 
 
 def rows_from_stats(stats: P.RowStats, num_classes: int, *, epsilon) -> jax.Array:
@@ -42,7 +43,7 @@ def check_params(num_classes: int, *, epsilon, **_):
 reduce = P.masked_mean
 
 
-@P.shared_docs
+@recipe_api.shared_docs
 def speech_transformer(
     logits: jax.Array,
     labels: jax.Array,
@@ -80,7 +81,7 @@ def speech_transformer(
 
 
 
-loss = P.reduced(speech_transformer, P.masked_mean, "the sum over the kept rows divided by their count (0, with zero gradient, when none is kept)")
+loss = recipe_api.reduced(speech_transformer, P.masked_mean, "the sum over the kept rows divided by their count (0, with zero gradient, when none is kept)")
 
 
 def targets(labels, num_classes, *, epsilon, ignore_index=P.keyword_defaults(speech_transformer)["ignore_index"]):

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lsbench.losses import primitives as P
+from lsbench.losses import recipe_api
 
 
 def _fwd_values(z, y):
@@ -136,7 +137,7 @@ def tf_onehot(
 
 
 
-loss = P.reduced(tf_onehot, P.masked_mean, "the mean over the kept rows (0 when none is kept)")
+loss = recipe_api.reduced(tf_onehot, P.masked_mean, "the mean over the kept rows (0 when none is kept)")
 
 
 def targets(labels, num_classes=None, *, epsilon):

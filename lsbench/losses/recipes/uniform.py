@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from lsbench.losses import primitives as P
+from lsbench.losses import recipe_api
 
 WEIGHT_MODES = ("example", "torch")
 
@@ -106,7 +107,7 @@ def _torch_rows(logits, labels, mask, epsilon, z_loss, weight, label_weight):
     return P.apply_mask(rows, mask)
 
 
-@P.shared_docs
+@recipe_api.shared_docs
 def uniform(
     logits: jax.Array,
     labels: jax.Array,
