@@ -90,6 +90,7 @@ def test_float32_stays_accurate_over_the_temperature_range(temperature):
     for g, w in ((gs, ws), (gt, wt)):
         assert np.isfinite(np.asarray(g)).all()
         if temperature >= 1e-3:  # at T = 1e-30 the gradient (~T) is below float32's resolution of its terms
+            w = np.asarray(w)
             assert np.linalg.norm(np.asarray(g, np.float64) - w) <= 1e-5 * np.linalg.norm(w)
 
 
