@@ -76,7 +76,6 @@ def rows(recipe: str, stats: P.RowStats, num_classes: int, closed: dict, label_w
 
 
 def reduce(recipe: str, per_row, mask, label_weight=None):
-    """The recipe's own reduction of its masked per-row losses."""
-    if label_weight is None:
-        return MODULES[recipe].reduce(per_row, mask)
-    return MODULES[recipe].reduce(per_row, mask, label_weight)
+    """The recipe's own reduction of its masked per-row losses (the mean over kept rows unless it has one)."""
+    reduce = getattr(MODULES[recipe], "reduce", P.masked_mean)
+    return reduce(per_row, mask) if label_weight is None else reduce(per_row, mask, label_weight)

@@ -224,6 +224,17 @@ def check_where(where, shape) -> None:
         )
 
 
+def checked_where(where, shape) -> Array | None:
+    """:func:`check_where`, then ``where`` broadcast to ``shape`` as booleans (None stays None)."""
+    check_where(where, shape)
+    return None if where is None else jnp.broadcast_to(jnp.asarray(where, dtype=bool), tuple(shape))
+
+
+def check_epsilon_param(num_classes: int, *, epsilon, **_) -> None:
+    """The ``check_params`` of recipes whose only parameter is ε in [0, 1]."""
+    check_epsilon(epsilon)
+
+
 def row_mask(labels: Array, *, ignore_index=None, where=None) -> Array | None:
     """Boolean mask of the rows that count, or None when every row counts."""
     mask = None

@@ -122,8 +122,7 @@ def _prepare(student, teacher, temperature, where):
         raise ValueError(f"student logits {student.shape} and teacher logits {teacher.shape} must have the same shape")
     if student.dtype != teacher.dtype:
         teacher = teacher.astype(student.dtype)
-    P.check_where(where, student.shape[:-1])
-    mask = None if where is None else jnp.broadcast_to(jnp.asarray(where, bool), student.shape[:-1])
+    mask = P.checked_where(where, student.shape[:-1])
     return student, teacher, mask
 
 

@@ -33,11 +33,7 @@ def rows_from_stats(stats: P.RowStats, num_classes: int, *, epsilon) -> jax.Arra
     return P.times(eps, smooth) + P.times(1 - eps, nll)
 
 
-def check_params(num_classes: int, *, epsilon, **_):
-    P.check_epsilon(epsilon)
-
-
-reduce = P.masked_mean
+check_params = P.check_epsilon_param
 
 
 @recipe_api.shared_docs

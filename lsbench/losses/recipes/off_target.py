@@ -45,9 +45,6 @@ def check_params(num_classes: int, *, epsilon, **_):
     P.check_num_classes(num_classes, 2, "off_target")
 
 
-reduce = P.masked_mean
-
-
 @recipe_api.shared_docs
 def off_target(
     logits: jax.Array,

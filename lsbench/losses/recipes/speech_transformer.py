@@ -36,11 +36,7 @@ def rows_from_stats(stats: P.RowStats, num_classes: int, *, epsilon) -> jax.Arra
     return (1 - eps / k) * stats.lse - P.times(1 - eps, stats.target) - others
 
 
-def check_params(num_classes: int, *, epsilon, **_):
-    P.check_epsilon(epsilon)
-
-
-reduce = P.masked_mean
+check_params = P.check_epsilon_param
 
 
 @recipe_api.shared_docs

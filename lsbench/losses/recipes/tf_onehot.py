@@ -95,8 +95,7 @@ def _prepare(logits, labels, epsilon, where):
         lab = np.asarray(labels, dtype=np.float64)
         if not np.isfinite(lab).all() or (lab < 0).any():
             raise ValueError("tf_onehot labels must be finite and non-negative (a one-hot or probability matrix)")
-    P.check_where(where, logits.shape[:-1])
-    mask = None if where is None else jnp.broadcast_to(jnp.asarray(where, bool), logits.shape[:-1])
+    mask = P.checked_where(where, logits.shape[:-1])
     return logits, labels, mask
 
 
