@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lsbench.losses import RECIPES, _core, chunked
+from lsbench.losses import RECIPES, chunked
+from lsbench.losses import primitives as _core
 
 
 def _data(rng, shape, k, scale=4.0, dtype=np.float64):
@@ -49,10 +50,10 @@ def test_loss_and_gradient_equal_the_recipe_with_masked_rows(name, dtype, rtol):
     with jax.enable_x64(dtype == np.float64):
         zz, yy = jnp.asarray(z), jnp.asarray(y)
         want = RECIPES[name].loss(zz, yy, **kw)
-        got = chunked.loss(name, zz, yy, chunk_size=16, **kw)
+        got = chunked.loss(zz, yy, recipe=name, chunk_size=16, **kw)
         np.testing.assert_allclose(got, want, rtol=rtol)
         gw = jax.grad(lambda a: RECIPES[name].loss(a, yy, **kw))(zz)
-        gg = jax.grad(lambda a: chunked.loss(name, a, yy, chunk_size=16, **kw))(zz)
+        gg = jax.grad(lambda a: chunked.loss(a, yy, recipe=name, chunk_size=16, **kw))(zz)
         np.testing.assert_allclose(gg, gw, rtol=rtol * 10, atol=rtol * 1e-3)
         assert np.all(np.asarray(gg)[~keep] == 0)
 
@@ -66,12 +67,12 @@ def test_uniform_extras_ignore_index_z_loss_weight_and_fastreid_adaptive():
         w = jnp.asarray(rng.random(30) + 0.5)
         for kw in ({"ignore_index": -100, "z_loss": 1e-3}, {"ignore_index": -100, "weight": w}):
             want = RECIPES["uniform"].loss(zz, yy, **kw)
-            np.testing.assert_allclose(chunked.loss("uniform", zz, yy, chunk_size=7, **kw), want, rtol=1e-12)
+            np.testing.assert_allclose(chunked.loss(zz, yy, recipe="uniform", chunk_size=7, **kw), want, rtol=1e-12)
             gw = jax.grad(lambda a: RECIPES["uniform"].loss(a, yy, **kw))(zz)
-            gg = jax.grad(lambda a: chunked.loss("uniform", a, yy, chunk_size=7, **kw))(zz)
+            gg = jax.grad(lambda a: chunked.loss(a, yy, recipe="uniform", chunk_size=7, **kw))(zz)
             np.testing.assert_allclose(gg, gw, rtol=1e-11, atol=1e-15)
         yv = jnp.asarray(np.abs(y) % 30)
-        np.testing.assert_allclose(chunked.loss("fastreid", zz, yv, chunk_size=7, epsilon=-1.0),
+        np.testing.assert_allclose(chunked.loss(zz, yv, recipe="fastreid", chunk_size=7, epsilon=-1.0),
                                    RECIPES["fastreid"].loss(zz, yv, epsilon=-1.0), rtol=1e-12)
 
 
@@ -80,10 +81,10 @@ def test_bfloat16_logits_compute_in_float32_and_keep_their_dtype_in_the_gradient
     z, y = _data(rng, (8,), 50, dtype=np.float32)
     zb = jnp.asarray(z, jnp.bfloat16)
     yy = jnp.asarray(y)
-    got = chunked.loss("uniform", zb, yy, chunk_size=16)
+    got = chunked.loss(zb, yy, recipe="uniform", chunk_size=16)
     assert got.dtype == jnp.float32
     np.testing.assert_allclose(got, RECIPES["uniform"].loss(zb, yy), rtol=1e-6)
-    g = jax.grad(lambda a: chunked.loss("uniform", a, yy, chunk_size=16))(zb)
+    g = jax.grad(lambda a: chunked.loss(a, yy, recipe="uniform", chunk_size=16))(zb)
     gw = jax.grad(lambda a: RECIPES["uniform"].loss(a, yy))(zb)
     assert g.dtype == jnp.bfloat16
     np.testing.assert_allclose(np.asarray(g, np.float32), np.asarray(gw, np.float32), rtol=1e-2, atol=1e-5)
@@ -102,30 +103,30 @@ def test_jit_vmap_and_errors():
     rng = np.random.default_rng(0)
     z, y = _data(rng, (3, 4), 20, dtype=np.float32)
     zz, yy = jnp.asarray(z), jnp.asarray(y)
-    direct = chunked.per_example("off_target", zz, yy, chunk_size=6)
+    direct = chunked.per_example(zz, yy, recipe="off_target", chunk_size=6)
     np.testing.assert_allclose(direct, RECIPES["off_target"].per_example(zz, yy), rtol=1e-6)
-    mapped = jax.vmap(lambda a, b: chunked.per_example("off_target", a, b, chunk_size=6))(zz, yy)
+    mapped = jax.vmap(lambda a, b: chunked.per_example(a, b, recipe="off_target", chunk_size=6))(zz, yy)
     np.testing.assert_allclose(mapped, direct, rtol=1e-6)
-    jitted = jax.jit(lambda a, b: chunked.loss("uniform", a, b, chunk_size=6))(zz, yy)
+    jitted = jax.jit(lambda a, b: chunked.loss(a, b, recipe="uniform", chunk_size=6))(zz, yy)
     np.testing.assert_allclose(jitted, RECIPES["uniform"].loss(zz, yy), rtol=1e-6)
     with pytest.raises(ValueError, match="integer-label recipes"):
-        chunked.loss("tf_onehot", zz, yy)
+        chunked.loss(zz, yy, recipe="tf_onehot")
     with pytest.raises(ValueError, match="chunk_size"):
-        chunked.loss("uniform", zz, yy, chunk_size=0)
+        chunked.loss(zz, yy, recipe="uniform", chunk_size=0)
     with pytest.raises(ValueError, match="weight_mode"):
-        chunked.loss("uniform", zz, yy, weight=jnp.ones(20), weight_mode="torch")
+        chunked.loss(zz, yy, recipe="uniform", weight=jnp.ones(20), weight_mode="torch")
     with pytest.raises(TypeError, match="unexpected"):
-        chunked.loss("off_target", zz, yy, alpha=0.3)
+        chunked.loss(zz, yy, recipe="off_target", alpha=0.3)
     with pytest.raises(ValueError, match="labels must lie"):
-        chunked.loss("uniform", zz, jnp.full((3, 4), 20))
+        chunked.loss(zz, jnp.full((3, 4), 20), recipe="uniform")
     with pytest.raises(ValueError, match="epsilon"):
-        chunked.loss("uniform", zz, yy, epsilon=1.5)
+        chunked.loss(zz, yy, recipe="uniform", epsilon=1.5)
 
 
 def _compiled_memory(k, chunk, donate):
     x = jax.ShapeDtypeStruct((64, k), jnp.float32)
     y = jax.ShapeDtypeStruct((64,), jnp.int32)
-    f = jax.value_and_grad(lambda a, b: chunked.loss("uniform", a, b, chunk_size=chunk))
+    f = jax.value_and_grad(lambda a, b: chunked.loss(a, b, recipe="uniform", chunk_size=chunk))
     return jax.jit(f, donate_argnums=(0,) if donate else ()).lower(x, y).compile().memory_analysis()
 
 

@@ -7,7 +7,7 @@ import pytest
 
 import reference as ref
 from lsbench.losses import RECIPES
-from lsbench.losses.distillation import tutorial_loss
+from lsbench.losses.recipes.distillation import tutorial_loss
 
 R = RECIPES["distillation"]
 
@@ -71,3 +71,32 @@ def test_agrees_with_tutorial_form_where_finite_and_stays_finite_where_it_underf
 def test_shape_mismatch_raises():
     with pytest.raises(ValueError, match="same shape"):
         R.loss(np.zeros((2, 3), np.float32), np.zeros((2, 4), np.float32))
+
+
+@pytest.mark.parametrize("temperature", [1e-30, 1e-3, 1.0, 100.0, 1e3, 1e4])
+def test_float32_stays_accurate_over_the_temperature_range(temperature):
+    """Issue 12 defect 5: 2.5e-4 relative error at T=100, 1.4e-2 at T=1000, negative at 1e4, NaN at 1e-30."""
+    rng = np.random.default_rng(40)
+    s = rng.normal(size=(8, 10)).astype(np.float32) * 3
+    t = rng.normal(size=(8, 10)).astype(np.float32) * 3
+    r = RECIPES["distillation"]
+    got = float(r.loss(s, t, temperature=temperature))
+    gs, gt = jax.grad(lambda a, b: r.loss(a, b, temperature=temperature), argnums=(0, 1))(jnp.asarray(s), jnp.asarray(t))
+    with jax.enable_x64(True):
+        s64, t64 = jnp.asarray(s, jnp.float64), jnp.asarray(t, jnp.float64)
+        want = float(r.loss(s64, t64, temperature=temperature))
+        ws, wt = jax.grad(lambda a, b: r.loss(a, b, temperature=temperature), argnums=(0, 1))(s64, t64)
+    assert want > 0 and abs(got - want) <= 1e-5 * want, (got, want)
+    for g, w in ((gs, ws), (gt, wt)):
+        assert np.isfinite(np.asarray(g)).all()
+        if temperature >= 1e-3:  # at T = 1e-30 the gradient (~T) is below float32's resolution of its terms
+            w = np.asarray(w)
+            assert np.linalg.norm(np.asarray(g, np.float64) - w) <= 1e-5 * np.linalg.norm(w)
+
+
+def test_float64_matches_the_tutorial_form_at_large_temperature():
+    rng = np.random.default_rng(41)
+    s, t = rng.normal(size=(4, 6)), rng.normal(size=(4, 6))
+    with jax.enable_x64(True):
+        got = float(RECIPES["distillation"].loss(jnp.asarray(s), jnp.asarray(t), temperature=50.0))
+    np.testing.assert_allclose(got, tutorial_loss(s, t, temperature=50.0), rtol=1e-6)

@@ -59,3 +59,19 @@ def test_adaptive_epsilon_is_alpha_times_p_y_and_a_constant_in_the_gradient():
 def test_adaptive_needs_logits_for_targets():
     with pytest.raises(ValueError, match="logits"):
         R.targets(jnp.asarray([0, 1]), 3, epsilon=-1.0)
+
+
+def test_adaptive_switch_equals_the_negative_epsilon_convention():
+    """Issue 12 API: adaptive=True is the explicit switch; epsilon < 0 keeps working."""
+    import lsbench.losses as L
+
+    rng = np.random.default_rng(70)
+    z = jnp.asarray(rng.normal(size=(6, 5)), jnp.float32)
+    y = jnp.asarray(rng.integers(0, 5, 6))
+    np.testing.assert_allclose(L.fastreid(z, y, adaptive=True, alpha=0.3), L.fastreid(z, y, epsilon=-1.0, alpha=0.3),
+                               rtol=1e-7)
+    np.testing.assert_allclose(RECIPES["fastreid"].loss(z, y, adaptive=True), RECIPES["fastreid"].loss(z, y, epsilon=-1.0),
+                               rtol=1e-7)
+    assert not np.allclose(L.fastreid(z, y, adaptive=True), L.fastreid(z, y))
+    with pytest.raises(TypeError, match="adaptive"):
+        L.fastreid(z, y, adaptive="yes")

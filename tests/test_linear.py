@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lsbench.losses import RECIPES
+from lsbench.losses import RECIPES, chunked
 from lsbench.losses.linear import linear_row_stats, linear_smoothed_cross_entropy as lsce
 
 
@@ -136,3 +136,31 @@ def test_scratch_memory_does_not_grow_with_the_number_of_classes():
     logits_big = n * 32000 * 4
     assert big <= 1.1 * small + 4096, (small, big)
     assert big < 0.25 * logits_big
+
+
+def test_a_traced_ignore_index_works_and_label_errors_name_hidden():
+    """Issue 12 defect 6: a traced ignore_index gave "Non-hashable static arguments"."""
+    rng = np.random.default_rng(50)
+    h = jnp.asarray(rng.normal(size=(4, 3)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(3, 5)), jnp.float32)
+    y = jnp.asarray([0, -1, 2, 3])
+    got = jax.jit(lambda ii: lsce(h, w, y, ignore_index=ii))(-1)
+    np.testing.assert_allclose(got, RECIPES["uniform"].loss(h @ w, y, ignore_index=-1), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"labels shape \(3,\) does not match hidden shape \(4, 3\)"):
+        lsce(h, w, y[:3])
+    with pytest.raises(TypeError, match="unexpected"):
+        lsce(h, w, y, alpha=0.2)
+
+
+def test_bad_labels_give_the_same_nan_rows_as_chunked_and_the_plain_recipe():
+    """Issue 12 defect 7: chunked wrapped label −1 on purpose, linear gave NaN; all paths agree now."""
+    rng = np.random.default_rng(51)
+    h = jnp.asarray(rng.normal(size=(4, 3)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(3, 5)), jnp.float32)
+    y = jnp.asarray([0, -1, 5, 3])
+    lin = jax.jit(lambda b: lsce(h, w, b, reduction="none", chunk_size=2))(y)
+    ch = jax.jit(lambda b: chunked.per_example(h @ w, b, chunk_size=2))(y)
+    plain = jax.jit(lambda b: RECIPES["uniform"].per_example(h @ w, b))(y)
+    for rows in (lin, ch, plain):
+        np.testing.assert_array_equal(np.isnan(np.asarray(rows)), [False, True, True, False])
+    np.testing.assert_allclose(lin[jnp.asarray([0, 3])], plain[jnp.asarray([0, 3])], rtol=1e-6)

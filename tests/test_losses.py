@@ -6,6 +6,8 @@ Recipe-specific behaviour (reductions, peers, findings) is tested in
 
 from __future__ import annotations
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -55,6 +57,12 @@ def reference_rows(name, z, y, eps):
     if name == "distillation":
         return ref.distillation(z, y, 1.0 + 3.0 * eps)
     return ref.dense_ce(z, reference_q(name, z, y, eps))
+
+
+def loss64(name, z, y, **kw):
+    """``RECIPES[name].loss`` of NumPy inputs, computed in float64."""
+    with jax.enable_x64(True):
+        return RECIPES[name].loss(jnp.asarray(z), jnp.asarray(y), **kw)
 
 
 def test_catalogue_has_exactly_the_published_recipes():
@@ -109,8 +117,7 @@ def test_epsilon_zero_is_plain_cross_entropy(name):
     rng = np.random.default_rng(0)
     z, y = make_inputs(name, rng, (8,), 11)
     labels = y.argmax(-1) if name == "tf_onehot" else y
-    with jax.enable_x64(True):
-        got = RECIPES[name].loss(jnp.asarray(z), jnp.asarray(y), epsilon=0.0)
+    got = loss64(name, z, y, epsilon=0.0)
     nll = -np.take_along_axis(ref.log_softmax(z), labels[:, None], -1).mean()
     np.testing.assert_allclose(got, nll, rtol=1e-12)
 
@@ -119,10 +126,8 @@ def test_epsilon_zero_is_plain_cross_entropy(name):
 def test_adding_a_constant_to_all_logits_changes_nothing(name):
     rng = np.random.default_rng(1)
     z, y = make_inputs(name, rng, (5,), 13)
-    with jax.enable_x64(True):
-        r = RECIPES[name]
-        base = r.loss(jnp.asarray(z), jnp.asarray(y), **params(name, 0.2))
-        shifted = r.loss(jnp.asarray(z + 123.25), jnp.asarray(y), **params(name, 0.2))
+    base = loss64(name, z, y, **params(name, 0.2))
+    shifted = loss64(name, z + 123.25, y, **params(name, 0.2))
     np.testing.assert_allclose(shifted, base, rtol=1e-12)
 
 
@@ -202,9 +207,7 @@ def test_low_precision_inputs_compute_in_float32(name, dtype):
 def test_float64_in_float64_out(name):
     rng = np.random.default_rng(6)
     z, y = make_inputs(name, rng, (4,), 6)
-    with jax.enable_x64(True):
-        out = RECIPES[name].loss(jnp.asarray(z), jnp.asarray(y), **params(name, 0.1))
-        assert out.dtype == jnp.float64
+    assert loss64(name, z, y, **params(name, 0.1)).dtype == jnp.float64
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -336,3 +339,164 @@ def test_peer_optax_uniform():
     gw = jax.grad(lambda a: optax.softmax_cross_entropy(a, optax.smooth_labels(jax.nn.one_hot(y, k), eps)).mean())(z)
     g = jax.grad(lambda a: RECIPES["uniform"].loss(a, y, epsilon=eps))(z)
     np.testing.assert_allclose(g, gw, rtol=1e-5, atol=1e-8)
+
+
+# ------------------------------------------------ issue 12: no silent wrong numbers
+
+INTEGER = ["uniform", "off_target", "fastai", "fastreid", "speech_transformer"]
+
+
+@pytest.mark.parametrize("name", INTEGER)
+def test_out_of_range_labels_under_jit_give_nan_loss_and_nan_gradient_rows(name):
+    """Defect 1: a negative label must not wrap to class K+label, and the gradient must be NaN too."""
+    r = RECIPES[name]
+    z = jnp.asarray(np.random.default_rng(20).normal(size=(5, 6)), jnp.float32)
+    y = jnp.asarray([0, -3, 2, 6, -1 if name != "speech_transformer" else 1])
+    rows = jax.jit(lambda a, b: r.per_example(a, b, epsilon=0.1))(z, y)
+    grad = jax.jit(jax.grad(lambda a, b: r.per_example(a, b, epsilon=0.1).sum()))(z, y)
+    bad = np.asarray([False, True, False, True, name != "speech_transformer"])
+    assert np.isnan(np.asarray(rows)[bad]).all() and np.isfinite(np.asarray(rows)[~bad]).all()
+    assert np.isnan(np.asarray(grad)[bad]).all() and np.isfinite(np.asarray(grad)[~bad]).all()
+    mapped = jax.vmap(lambda a, b: r.per_example(a, b, epsilon=0.1))(z[None], y[None])[0]
+    np.testing.assert_array_equal(np.isnan(mapped), bad)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_masked_rows_holding_nan_or_inf_get_zero_loss_and_zero_gradient(name):
+    """Defect 3: whatever a masked row holds, it contributes exactly zero."""
+    rng = np.random.default_rng(21)
+    z, y = make_inputs(name, rng, (4,), 5, dtype=np.float32)
+    z[1] = np.nan
+    z[2, 0] = np.inf
+    keep = np.array([True, False, False, True])
+    r = RECIPES[name]
+    p = params(name, 0.2)
+    g = np.asarray(jax.grad(lambda a: r.loss(a, y, where=keep, **p))(jnp.asarray(z)))
+    assert (g[~keep] == 0).all() and np.isfinite(g).all()
+    assert (np.asarray(r.per_example(z, y, where=keep, **p))[~keep] == 0).all()
+    np.testing.assert_allclose(r.loss(z, y, where=keep, **p), r.loss(z[keep], y[keep], **p), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", INTEGER)
+def test_ignored_rows_holding_nan_get_zero_gradient(name):
+    z = np.random.default_rng(22).normal(size=(3, 4)).astype(np.float32)
+    z[1] = np.nan
+    y = np.array([0, -100, 3])
+    g = jax.grad(lambda a: RECIPES[name].loss(a, y, epsilon=0.1, ignore_index=-100))(jnp.asarray(z))
+    assert (np.asarray(g)[1] == 0).all() and np.isfinite(np.asarray(g)).all()
+
+
+@pytest.mark.parametrize("name", INTEGER + ["tf_onehot"])
+def test_finite_logits_near_the_float32_limit_give_the_finite_float64_value(name):
+    """Defect 4: Σz of [3e38, −3e38, ...] must not overflow when the loss itself fits in float32."""
+    z = np.array([[3e38, -3e38, 0, 1, 2], [1.0, 2.0, 3.0, 4.0, 5.0]], np.float32)
+    y = np.array([0, 4])
+    yy = np.eye(5, dtype=np.float32)[y] if name == "tf_onehot" else y
+    got = np.asarray(RECIPES[name].per_example(z, yy, epsilon=0.1))
+    with jax.enable_x64(True):
+        want = np.asarray(RECIPES[name].per_example(jnp.asarray(z, jnp.float64), jnp.asarray(yy, jnp.float64)
+                                                    if name == "tf_onehot" else jnp.asarray(y), epsilon=0.1))
+    assert np.isfinite(want).all() and np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", ["a", None, [0.1, 0.2], True])
+def test_a_non_numeric_epsilon_raises_a_type_error_naming_it(bad):
+    """Defect 6: not NumPy's 'ufunc isfinite not supported'."""
+    with pytest.raises((TypeError, ValueError), match="epsilon"):
+        RECIPES["uniform"].loss(np.zeros((2, 3), np.float32), np.array([0, 1]), epsilon=bad)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_where_of_the_wrong_shape_names_where(name):
+    rng = np.random.default_rng(23)
+    z, y = make_inputs(name, rng, (4,), 5, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"where must be a boolean mask of the batch shape \(4,\)"):
+        RECIPES[name].loss(z, y, where=np.ones(3, bool), **params(name, 0.1))
+
+
+@pytest.mark.parametrize("name", INTEGER + ["tf_onehot"])
+def test_a_minus_infinity_logit_masks_its_class(name):
+    """Defect 8: with ε = 0 a −inf logit is a masked class (optax gives log 2); with ε > 0 the
+    smoothed target puts mass on a class of probability 0, so the true loss is +inf and the
+    gradient is still the finite p − q."""
+    z = jnp.array([[1e8, -jnp.inf, 1e8]])
+    y = jnp.array([0])
+    yy = jax.nn.one_hot(y, 3) if name == "tf_onehot" else y
+    r = RECIPES[name]
+    np.testing.assert_allclose(r.per_example(z, yy, epsilon=0.0), [np.log(2)], rtol=1e-6)
+    g0 = np.asarray(jax.grad(lambda a: r.loss(a, yy, epsilon=0.0))(z))
+    np.testing.assert_allclose(g0, [[-0.5, 0.0, 0.5]], atol=1e-7)
+    assert np.asarray(r.per_example(z, yy, epsilon=0.1))[0] == np.inf
+    g = np.asarray(jax.grad(lambda a: r.loss(a, yy, epsilon=0.1))(z))
+    q = np.asarray(r.targets(yy if name == "tf_onehot" else y, 3, epsilon=0.1))[0] if name != "fastreid" else None
+    assert np.isfinite(g).all()
+    if q is not None:  # ∂L/∂z = (Σq)·p − q with p = (1/2, 0, 1/2)
+        np.testing.assert_allclose(g[0], q.sum() * np.array([0.5, 0.0, 0.5]) - q, atol=1e-6)
+
+
+# optax/losses/_classification_stability_test.py, ported to every integer recipe and tf_onehot.
+
+@pytest.mark.parametrize("name", INTEGER)
+@pytest.mark.parametrize("dtype,offset", [(jnp.float32, 1e6), (jnp.float32, 1e8), (jnp.float16, 4096),
+                                          (jnp.bfloat16, 256)])
+@pytest.mark.parametrize("sign", [-1, 1])
+def test_stability_uniform_logits_keep_nonzero_loss(name, dtype, offset, sign):
+    logits = jnp.full((2, 3), sign * offset, dtype=dtype)
+    labels = jnp.array([0, 2])
+    fn = lambda a: RECIPES[name].per_example(a, labels, epsilon=0.0, ignore_index=-100)  # noqa: E731
+    for loss in (fn, jax.jit(fn)):
+        np.testing.assert_allclose(loss(logits), np.full(2, np.log(3)), rtol=2 * float(jnp.finfo(dtype).eps))
+
+
+@pytest.mark.parametrize("name", INTEGER)
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_stability_nonuniform_loss_and_gradient_preserve_shift(name, eps):
+    logits = jnp.arange(24, dtype=jnp.float32).reshape(2, 3, 4) / 8
+    labels = jnp.ones((2, 3), dtype=jnp.int32)
+    fn = lambda x: RECIPES[name].per_example(x, labels, epsilon=eps)  # noqa: E731
+    shifted = logits + 1e6
+    for loss in (fn, jax.jit(fn)):
+        np.testing.assert_allclose(loss(shifted), loss(logits), rtol=1e-6)
+    gradient = jax.jit(jax.grad(lambda x: fn(x).sum()))
+    np.testing.assert_allclose(gradient(shifted), gradient(logits), atol=1e-7)
+
+
+@pytest.mark.parametrize("name", INTEGER)
+def test_stability_all_masked_rows_keep_zero_loss_and_gradient(name):
+    logits = jnp.full((2, 3), 1e8)
+    fn = lambda x: RECIPES[name].per_example(x, jnp.array([0, 1]), where=jnp.array([False, False]))  # noqa: E731
+    np.testing.assert_array_equal(jax.jit(fn)(logits), [0.0, 0.0])
+    np.testing.assert_array_equal(jax.jit(jax.grad(lambda x: fn(x).sum()))(logits), jnp.zeros_like(logits))
+
+
+@pytest.mark.parametrize("name", ["uniform", "off_target", "fastai", "tf_onehot"])
+def test_gradient_precision_does_not_degrade_with_the_logit_offset(name):
+    """Defect 9: float32 64×1000 vs float64 on the same inputs; optax stays below 1e-7 at every offset."""
+    rng = np.random.default_rng(24)
+    z = rng.normal(size=(64, 1000)).astype(np.float32)
+    y = rng.integers(0, 1000, 64)
+    yy = np.eye(1000, dtype=np.float32)[y] if name == "tf_onehot" else y
+    r = RECIPES[name]
+    for offset in (0.0, 1e2, 1e3, 1e4, 1e5):
+        zz = z + np.float32(offset)
+        got = np.asarray(jax.grad(lambda a: r.loss(a, yy, epsilon=0.1))(jnp.asarray(zz)), np.float64)
+        with jax.enable_x64(True):
+            want = np.asarray(jax.grad(lambda a: r.loss(a, jnp.asarray(yy, a.dtype) if name == "tf_onehot" else yy,
+                                                        epsilon=0.1))(jnp.asarray(zz, jnp.float64)))
+        assert np.linalg.norm(got - want) / np.linalg.norm(want) < 1e-7, (name, offset)
+
+
+def test_each_recipe_is_a_public_function_and_recipes_are_built_from_it():
+    """Issue 12 API: ``from lsbench.losses import uniform`` is the per-example function."""
+    import lsbench.losses as L
+
+    for name, r in RECIPES.items():
+        fn = getattr(L, name)
+        assert callable(fn) and r.per_example is fn and name in L.__all__
+        doc = fn.__doc__
+        assert ".. math::" in doc and "Examples:" in doc and "References:" in doc and ">>>" in doc
+        sig = inspect.signature(fn)
+        assert sig.return_annotation in ("jax.Array", jax.Array)
+        assert {k: v.default for k, v in sig.parameters.items() if v.kind is v.KEYWORD_ONLY and k != "where"} \
+            == dict(r.params)

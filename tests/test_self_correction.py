@@ -49,3 +49,28 @@ def test_logits_instead_of_probabilities_raise():
         self_correction_weights(np.array([[3.0, -1.0]]), np.array([0]))
     with pytest.raises(ValueError, match="recipe"):
         self_correction_loss(np.zeros((2, 3), np.float32), np.array([0, 1]), recipe="distillation")
+
+
+def test_ignore_index_rows_are_left_out_and_the_recipes_default_is_used():
+    """Issue 12 defect 2: ignore_index gave NaN; speech_transformer (default −1) counted ignored rows."""
+    rng = np.random.default_rng(30)
+    z = jnp.asarray(rng.normal(size=(4, 5)), jnp.float32)
+    kept = jnp.asarray([0, 1, 3])
+    y = jnp.asarray([0, 1, -100, 2])
+    np.testing.assert_allclose(self_correction_loss(z, y, ignore_index=-100),
+                               self_correction_loss(z[kept], y[kept]), rtol=1e-6)
+    y1 = jnp.asarray([0, 1, -1, 2])
+    np.testing.assert_allclose(self_correction_loss(z, y1, recipe="speech_transformer"),
+                               self_correction_loss(z[kept], y1[kept], recipe="speech_transformer"), rtol=1e-6)
+    g = jax.grad(lambda a: self_correction_loss(a, y, ignore_index=-100))(z)
+    assert np.isfinite(np.asarray(g)).all() and (np.asarray(g)[2] == 0).all()
+
+
+def test_out_of_range_labels_under_jit_give_nan_weights_and_loss_rows():
+    """Issue 12 defect 1: a negative label must not wrap to class K+label."""
+    rng = np.random.default_rng(31)
+    z = jnp.asarray(rng.normal(size=(4, 5)), jnp.float32)
+    y = jnp.asarray([0, 1, -3, 2])
+    w = jax.jit(lambda p, b: self_correction_weights(p, b))(jax.nn.softmax(z), y)
+    np.testing.assert_array_equal(np.isnan(np.asarray(w)), [False, False, True, False])
+    assert np.isnan(float(jax.jit(lambda a, b: self_correction_loss(a, b))(z, y)))

@@ -41,3 +41,19 @@ class Recipe:
     params: Mapping[str, Any]
     reduction: str
     peers: tuple[str, ...] = ()
+
+
+def recipe_entry(module, labels: str, **text) -> Recipe:
+    """The :class:`Recipe` of a module of :mod:`lsbench.losses.recipes`.
+
+    The public function of the same name as the module is ``per_example``; its
+    keyword defaults (without ``where``) are ``params``, so every default is
+    written once, in that signature.
+    """
+    from lsbench.losses.primitives import keyword_defaults
+
+    name = module.__name__.rsplit(".", 1)[-1]
+    fn = getattr(module, name)
+    params = {k: v for k, v in keyword_defaults(fn).items() if k != "where"}
+    return Recipe(name=name, proof=f"proofs.{name}", loss=module.loss, per_example=fn, targets=module.targets,
+                  labels=labels, params=params, **text)

@@ -1,0 +1,8 @@
+"""One module per published recipe; ``lsbench.losses.<name>`` is each module's public function.
+
+The integer-label modules (``uniform``, ``off_target``, ``fastai``,
+``speech_transformer``, ``fastreid``) each expose ``rows_from_stats(stats, K,
+**params)``, the recipe's closed form over :class:`lsbench.losses.primitives.RowStats`,
+``check_params`` and ``reduce``: the plain, chunked, fused-linear and
+vocabulary-sharded paths all call these, so each formula is written once.
+"""
