@@ -12,7 +12,13 @@ One module per recipe (``proofs.<name>``, the ``proof`` field of
   a concrete ``K`` (:class:`proofs.kernel.ClosedForm`), which
   ``tests/test_proofs_tie.py`` lambdifies and compares with the JAX code.
 
-``python -m lsbench verify`` runs them all and writes the certificate.
+Beside them, the *code theorems* (:mod:`proofs.code`, built in
+:mod:`proofs.code_recipes` and :mod:`proofs.code_paths`) evaluate the recipes'
+own ``jax.make_jaxpr`` traces with the SymPy interpreter :mod:`proofs.jaxpr`
+and check them against the dense spec exactly, for K = 2..5 (method ``code``).
+
+``python -m lsbench verify`` runs them all and writes the certificate
+(:mod:`proofs.certificate`).
 """
 
 from __future__ import annotations
@@ -44,6 +50,19 @@ def all_theorems(recipes=None):
     for name in recipes or MODULES:
         out.extend(module(name).theorems())
     return out
+
+
+def code_theorems(recipes=None, *, ks=None, names=None):
+    """The code theorems (:mod:`proofs.code`) of the selected recipes, every path.
+
+    ``ks`` overrides the class counts (default :data:`proofs.code.KS`); ``names`` keeps
+    only the theorems with these names (e.g. ``"code_fused_bfloat16"``).
+    """
+    from proofs import code, code_paths, code_recipes
+
+    ks = tuple(ks or code.KS)
+    out = code_recipes.theorems(recipes, ks=ks) + code_paths.theorems(recipes, ks=ks)
+    return [th for th in out if names is None or th.name in names]
 
 
 def run(recipes=None, *, progress=None, timeout: float | None = 120.0):

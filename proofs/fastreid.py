@@ -32,13 +32,12 @@ eps_i = sp.Symbol("varepsilon_i", real=True)  #: the per-row ε (a constant unde
 
 
 def q(row: Row, j, e=eps_i):
-    o = row.onehot(j)
-    return o * (1 - e) + (1 - o) * e / (row.K - 1)
+    """``q_y = 1 − ε_i``, ``q_j = ε_i/(K−1)``: off_target's target with the per-row ε_i."""
+    return off_target.q(row, j, e)
 
 
 def loss(row: Row, e=eps_i):
-    zy = row.target()
-    return row.lse() - (1 - e) * zy - e / (row.K - 1) * (row.S() - zy)
+    return off_target.loss(row, e)
 
 
 def adaptive_eps(row: Row, a=alpha):
@@ -119,11 +118,10 @@ def theorems() -> list[Theorem]:
         return claims
 
     return [
-        Theorem(RECIPE, "target_mass", r"\sum_j q_j = 1 \text{ for every } \varepsilon_i",
-                lambda: [zero(row.sum(qf) - 1)], A),
-        Theorem(RECIPE, "closed_form",
-                r"-\sum_j q_j \log p_j = \mathrm{lse} - (1-\varepsilon_i) z_y - \tfrac{\varepsilon_i}{K-1}(S - z_y)",
-                lambda: [zero(L_def() - loss(row))], A),
+        *kn.mass_and_closed_form(
+            RECIPE, row, qf, L_def, lambda: loss(row),
+            r"-\sum_j q_j \log p_j = \mathrm{lse} - (1-\varepsilon_i) z_y - \tfrac{\varepsilon_i}{K-1}(S - z_y)",
+            A, mass=r"\sum_j q_j = 1 \text{ for every } \varepsilon_i"),
         Theorem(RECIPE, "fixed_equals_off_target", r"\varepsilon \ge 0:\ L_{\mathrm{fastreid}} = L_{\mathrm{off\_target}}",
                 lambda: [zero(loss(row, eps) - off_target.loss(row, eps))]
                 + [zero(q(row, j, eps) - off_target.q(row, j, eps)) for j in row.keys], A),

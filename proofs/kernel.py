@@ -222,6 +222,7 @@ class Claim:
     label: str = ""
     given: dict | None = None
     instances: bool = True
+    decide: Callable[[sp.Basic], bool] | None = None  #: a checker of its own (code theorems)
 
 
 @dataclasses.dataclass
@@ -236,6 +237,7 @@ class Theorem:
     finding: bool = False
     note: str = ""
     allow_instances: bool = True
+    method: str = "symbolic"  #: what a proof of every claim is called ("code": the program's trace)
 
 
 @dataclasses.dataclass
@@ -244,7 +246,7 @@ class Result:
     name: str
     statement: str
     assumptions: str
-    method: str  # "symbolic" | "instances" | "none"
+    method: str  # "symbolic" | "instances" | "code" | "none"
     status: str  # "proved" | "failed"
     seconds: float
     claims: int
@@ -382,7 +384,9 @@ def _has_non_atomic_keys(mapping) -> bool:
 
 
 def check_symbolic(claim: Claim) -> bool:
-    """Decide ``claim`` for symbolic K."""
+    """Decide ``claim`` for symbolic K (or with the claim's own ``decide``)."""
+    if claim.decide is not None:
+        return bool(claim.decide(claim.expr))
     e = _prepare(claim)
     if claim.kind == "zero":
         e, _ = _opaque(e)
@@ -434,7 +438,7 @@ def _alarm(seconds):
 def check_theorem(th: Theorem, *, timeout: float | None = 120.0, allow_instances: bool = True) -> Result:
     """Derive and check every claim of ``th``; the method is the weakest one any claim needed."""
     t0 = time.perf_counter()
-    method, status, detail, n_claims = "symbolic", "proved", "", 0
+    method, status, detail, n_claims = th.method, "proved", "", 0
     try:
         with _alarm(timeout):
             claims = th.build()
@@ -500,9 +504,21 @@ def entropy(row: Row, q: Callable[[object], sp.Expr]) -> sp.Expr:
     return -row.sum(lambda j: q(j) * sp.log(q(j)))
 
 
-def affine_q(a, b):
-    """``q_j = a·[j = y] + b`` as a function of (row, key)."""
-    return lambda row, j: a * row.onehot(j) + b
+STANDING = r"K \in \mathbb{Z},\ K \ge 2"  #: the standing assumption of the integer-label recipes
+
+
+def onehot_setup(q: Callable):
+    """``(row, qf, L_def)`` for a target ``q(row, j)``: the symbolic-K row, ``qf(j)`` and ``−Σ q log p``."""
+    row = Row.split()
+    qf = lambda j: q(row, j)
+    return row, qf, lambda: cross_entropy(row, qf)
+
+
+def mass_and_closed_form(recipe: str, row: Row, qf, L_def, closed: Callable, statement: str,
+                         assumptions: str = STANDING, mass: str = r"\sum_j q_j = 1") -> list[Theorem]:
+    """The ``target_mass`` (``Σ q = 1``) and ``closed_form`` (``−Σ q log p = closed()``) theorems."""
+    return [Theorem(recipe, "target_mass", mass, lambda: [zero(row.sum(qf) - 1)], assumptions),
+            Theorem(recipe, "closed_form", statement, lambda: [zero(L_def() - closed())], assumptions)]
 
 
 def gradient_claims(row: Row, loss: sp.Expr, grad: Callable[[object], sp.Expr], fam="z") -> list[Claim]:
@@ -510,105 +526,6 @@ def gradient_claims(row: Row, loss: sp.Expr, grad: Callable[[object], sp.Expr], 
     return [zero(sp.diff(loss, row.v(fam, j)) - grad(j), f"d/d{fam}_{j}") for j in row.keys]
 
 
-def concrete_lambdify(args, exprs, shared=()):
-    """``sympy.lambdify`` with common-subexpression elimination, for the tie tests.
-
-    ``shared`` (e.g. a row's ``Σ_j exp(z_j)``) are replaced by temporaries first, which
-    is exact and keeps SymPy's general ``cse`` cheap for K in the tens.
-    """
-    shared = list(shared)
-
-    def cse(exprs_in):
-        pairs, mapping = [], {}
-        for n, sub in enumerate(sorted(shared, key=sp.count_ops)):
-            sym = sp.Symbol(f"_shared{n}")
-            pairs.append((sym, sub.xreplace(mapping)))
-            mapping[sub] = sym
-        reduced = [e.xreplace(mapping) for e in exprs_in]
-        more, reduced = sp.cse(reduced)
-        return pairs + list(more), reduced
-
-    return sp.lambdify(args, exprs, modules="numpy", cse=cse)
-
-
-# --------------------------------------------------------------------------
-# closed forms for a concrete K (what the tie tests lambdify)
-# --------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class ClosedForm:
-    """A recipe's proven per-example loss and gradient, instantiated for a concrete K.
-
-    ``inputs`` is an ordered mapping from an input name (``"logits"``,
-    ``"onehot"``, ``"labels"``, ``"teacher"``, ``"probs"``, ``"epsilon"``, ...) to a
-    list of symbols (one per class) or a single symbol; :meth:`lambdify` takes
-    the inputs in that order, each a ``[..., K]`` array (class axis last) or a
-    scalar. ``grad`` lists ``∂L/∂z_j`` for ``j = 0..K−1``; ``extra`` holds
-    further proven expressions (e.g. fast-reid's full adaptive gradient, the
-    distillation teacher gradient).
-    """
-
-    recipe: str
-    K: int
-    loss: sp.Expr
-    grad: list
-    inputs: dict
-    extra: dict = dataclasses.field(default_factory=dict)
-    shared: list = dataclasses.field(default_factory=list)  #: known common subexpressions (row aggregates)
-
-    def args(self) -> list:
-        out = []
-        for v in self.inputs.values():
-            out.extend(v if isinstance(v, (list, tuple)) else [v])
-        return out
-
-    def lambdify(self, exprs=None):
-        """A NumPy function ``f(*inputs) -> (loss, grad[..., K])`` (or of ``exprs``)."""
-        import numpy as np
-
-        names = list(self.inputs)
-        vector = {n for n, v in self.inputs.items() if isinstance(v, (list, tuple))}
-        if exprs is None:
-            fn = concrete_lambdify(self.args(), [self.loss, *self.grad], self.shared)
-
-            def call(*values):
-                flat = _flatten_inputs(names, vector, values)
-                out = fn(*flat)
-                shape = np.broadcast_shapes(*[np.shape(x) for x in flat])
-                grads = np.stack([np.broadcast_to(np.asarray(g, float), shape) for g in out[1:]], axis=-1)
-                return np.broadcast_to(np.asarray(out[0], float), shape), grads
-            return call
-        fn = concrete_lambdify(self.args(), exprs, self.shared)
-
-        def call_exprs(*values):
-            return fn(*_flatten_inputs(names, vector, values))
-        return call_exprs
-
-
-def onehot_closed_form(recipe: str, num_classes: int, loss, grad) -> ClosedForm:
-    """:class:`ClosedForm` of an integer-label recipe whose only parameter is ε.
-
-    ``loss(row)`` and ``grad(row, j)`` are the recipe's proven expressions;
-    the inputs are ``logits``, ``onehot`` and ``epsilon``.
-    """
-    row = Row.concrete(num_classes)
-    return ClosedForm(
-        recipe, num_classes, loss(row), [grad(row, j) for j in row.keys],
-        {"logits": row.symbols("z"), "onehot": row.symbols("o"), "epsilon": eps},
-        shared=row.shared())
-
-
-def _flatten_inputs(names, vector, values):
-    import numpy as np
-
-    if len(values) != len(names):
-        raise TypeError(f"expected inputs {names}, got {len(values)} values")
-    flat = []
-    for name, val in zip(names, values):
-        if name in vector:
-            arr = np.asarray(val, dtype=float)
-            flat.extend(arr[..., j] for j in range(arr.shape[-1]))
-        else:
-            flat.append(val)
-    return flat
+# The closed forms for a concrete K (what the tie tests lambdify) live in proofs.closed_forms;
+# imported last because they build on Row.
+from proofs.closed_forms import ClosedForm, concrete_lambdify, onehot_closed_form  # noqa: E402,F401

@@ -44,9 +44,7 @@ def closed_form(num_classes: int) -> kn.ClosedForm:
 
 
 def theorems() -> list[Theorem]:
-    row = Row.split()
-    qf = lambda j: q(row, j)
-    L_def = lambda: kn.cross_entropy(row, qf)
+    row, qf, L_def = kn.onehot_setup(q)
     A = r"K \in \mathbb{Z},\ K \ge 2"
     eps_u = eps * K / (K - 1)
 
@@ -61,10 +59,9 @@ def theorems() -> list[Theorem]:
         ]
 
     return [
-        Theorem(RECIPE, "target_mass", r"\sum_j q_j = 1", lambda: [zero(row.sum(qf) - 1)], A),
-        Theorem(RECIPE, "closed_form",
-                r"-\sum_j q_j \log p_j = \mathrm{lse}(z) - (1-\varepsilon) z_y - \tfrac{\varepsilon}{K-1}(S - z_y)",
-                lambda: [zero(L_def() - loss(row))], A),
+        *kn.mass_and_closed_form(
+            RECIPE, row, qf, L_def, lambda: loss(row),
+            r"-\sum_j q_j \log p_j = \mathrm{lse}(z) - (1-\varepsilon) z_y - \tfrac{\varepsilon}{K-1}(S - z_y)", A),
         Theorem(RECIPE, "gradient", r"\partial L/\partial z_j = (\textstyle\sum q)\,p_j - q_j = p_j - q_j",
                 lambda: kn.gradient_claims(row, L_def(), lambda j: row.sum(qf) * row.p(j) - qf(j))
                 + kn.gradient_claims(row, L_def(), lambda j: grad(row, j)), A),

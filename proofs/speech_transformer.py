@@ -53,9 +53,7 @@ def closed_form(num_classes: int) -> kn.ClosedForm:
 
 
 def theorems() -> list[Theorem]:
-    row = Row.split()
-    qf = lambda j: q(row, j)
-    L_def = lambda: kn.cross_entropy(row, qf)
+    row, qf, L_def = kn.onehot_setup(q)
     A = r"K \in \mathbb{Z},\ K \ge 2"
 
     def target_mass():

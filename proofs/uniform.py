@@ -81,9 +81,7 @@ def gap_claims(row: Row, qf, loss_def, gap_value):
 
 
 def theorems() -> list[Theorem]:
-    row = Row.split()
-    qf = lambda j: q(row, j)
-    L_def = lambda: kn.cross_entropy(row, qf)
+    row, qf, L_def = kn.onehot_setup(q)
     H = lambda: kn.entropy(row, qf)
     A = r"K \in \mathbb{Z},\ K \ge 2"
 
@@ -99,11 +97,9 @@ def theorems() -> list[Theorem]:
         ]
 
     return [
-        Theorem(RECIPE, "target_mass", r"\sum_j q_j = 1",
-                lambda: [zero(row.sum(qf) - 1)], A),
-        Theorem(RECIPE, "closed_form",
-                r"-\sum_j q_j \log p_j = \mathrm{lse}(z) - (1-\varepsilon) z_y - \tfrac{\varepsilon}{K} S",
-                lambda: [zero(L_def() - loss(row))], A),
+        *kn.mass_and_closed_form(
+            RECIPE, row, qf, L_def, lambda: loss(row),
+            r"-\sum_j q_j \log p_j = \mathrm{lse}(z) - (1-\varepsilon) z_y - \tfrac{\varepsilon}{K} S", A),
         Theorem(RECIPE, "gradient",
                 r"\partial L/\partial z_j = (\textstyle\sum q)\,p_j - q_j = p_j - q_j",
                 lambda: kn.gradient_claims(row, L_def(), lambda j: row.sum(qf) * row.p(j) - qf(j))

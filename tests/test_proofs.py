@@ -48,8 +48,18 @@ def test_verify_proves_every_theorem_and_writes_the_certificate(verified):
     t = cert["totals"]
     assert t["failed"] == 0 and t["proved"] == t["theorems"] == len(cert["theorems"])
     assert t["theorems"] >= 30
-    assert t["symbolic"] > t["theorems"] / 2  # the majority for symbolic K
-    assert t["symbolic"] + t["instances"] == t["proved"]
+    assert t["symbolic"] > (t["theorems"] - t["code"]) / 2  # the majority of the maths for symbolic K
+    assert t["symbolic"] + t["instances"] + t["code"] == t["proved"]
+    assert t["code"] >= 30 and cert["code_ks"] == [2, 5]
+    code = {(th["recipe"], th["name"]) for th in cert["theorems"] if th["method"] == "code"}
+    for recipe in proofs.MODULES:  # every recipe's plain path, float32 and bfloat16
+        assert {(recipe, "code_fused_float32"), (recipe, "code_fused_bfloat16")} <= code, recipe
+    for recipe in ("uniform", "off_target", "fastai", "speech_transformer", "fastreid"):
+        assert (recipe, "code_chunked_float32") in code and (recipe, "code_chunked_bfloat16") in code
+    assert {("uniform", "code_linear_float32"), ("off_target", "code_linear_float32")} <= code
+    assert {("uniform", "code_vocab_float32"), ("off_target", "code_vocab_float32")} <= code
+    assert set(cert["sources"]) >= {"lsbench/losses/_core.py", "proofs/jaxpr.py", "proofs/kernel.py"}
+    assert len(cert["sources_sha256"]) == 64
     assert cert["complete"] and cert["recipes"] == list(proofs.MODULES)
     assert set(cert["per_recipe"]) == set(proofs.MODULES)
     assert all(c["theorems"] >= 4 for c in cert["per_recipe"].values())
@@ -59,7 +69,7 @@ def test_verify_proves_every_theorem_and_writes_the_certificate(verified):
     for th in cert["theorems"]:
         assert set(th) >= {"recipe", "name", "statement", "assumptions", "method", "status", "seconds",
                            "claims", "finding", "note", "detail"}
-        assert th["method"] in ("symbolic", "instances") and th["status"] == "proved" and th["claims"] >= 1
+        assert th["method"] in ("symbolic", "instances", "code") and th["status"] == "proved" and th["claims"] >= 1
     assert seconds < 120, f"verify took {seconds:.1f} s"
 
 
@@ -96,16 +106,17 @@ def test_the_issue_s_named_theorems_are_all_there(verified):
 
 
 def test_verify_subset_and_failure_exit_status(tmp_path, monkeypatch):
-    rc = cli.main(["verify", "--recipe", "fastai", "--out-dir", str(tmp_path), "--quiet"])
+    rc = cli.main(["verify", "--recipe", "fastai", "--out-dir", str(tmp_path), "--quiet", "--no-code"])
     cert = json.loads((tmp_path / "results" / "proofs.json").read_text())
     assert rc == 0 and cert["recipes"] == ["fastai"] and not cert["complete"]
+    assert "code" not in cert["totals"] and "code_ks" not in cert
     assert {t["recipe"] for t in cert["theorems"]} == {"fastai"}
 
     row = Row.split()
     wrong = Theorem("fastai", "wrong_mass", r"\sum_j q_j = 1",
                     lambda: [zero(row.sum(lambda j: (1 - eps) * row.onehot(j) + eps / (K + 1)) - 1)])
     monkeypatch.setattr(proofs.module("fastai"), "theorems", lambda: [wrong])
-    rc = cli.main(["verify", "--recipe", "fastai", "--out-dir", str(tmp_path), "--quiet"])
+    rc = cli.main(["verify", "--recipe", "fastai", "--out-dir", str(tmp_path), "--quiet", "--no-code"])
     cert = json.loads((tmp_path / "results" / "proofs.json").read_text())
     assert rc == 1
     assert cert["totals"]["failed"] == 1 and cert["theorems"][0]["status"] == "failed"

@@ -12,36 +12,14 @@ checks the theorems of the selected recipes (all by default), prints a table
 ``DIR`` defaults to the repository's ``paper/``. The exit status is 0 when
 every theorem is proved and 1 otherwise.
 
-Certificate schema (``paper/results/proofs.json``, ``"schema": "lsbench.proofs/1"``)::
+The certificate's schema is documented in :mod:`proofs.certificate` (which also
+renders its tables, for this command and for ``python -m lsbench paper``). It
+records the sha256 of every ``lsbench/losses`` and ``proofs`` source it
+verified, so the paper marks the verification table stale when they change.
 
-    {
-      "schema": "lsbench.proofs/1",
-      "generated": "2025-01-01T12:00:00Z",    # UTC, ISO 8601
-      "sympy": "1.14.0", "python": "3.12.3",
-      "git": {"commit": "<40 hex>" | null, "dirty": true | false | null},
-      "command": "python -m lsbench verify ...",
-      "recipes": ["uniform", ...],            # the recipes that were run
-      "complete": true,                       # all eight recipes were run
-      "instance_ks": [2, 16],                 # the K range of the "instances" fallback
-      "totals": {"theorems": int, "proved": int, "failed": int,
-                 "symbolic": int, "instances": int, "findings": int, "seconds": float},
-      "per_recipe": {"<recipe>": {"theorems": int, "proved": int, "failed": int,
-                                  "symbolic": int, "instances": int, "findings": int}},
-      "theorems": [
-        {"recipe": str, "name": str,
-         "statement": str,                    # LaTeX, without $ delimiters
-         "assumptions": str,                  # LaTeX
-         "method": "symbolic" | "instances" | "none",   # "none" only when failed
-         "status": "proved" | "failed",
-         "seconds": float, "claims": int,     # claims checked (0 if the derivation failed)
-         "finding": bool, "note": str,        # finding: a published-code discrepancy/hazard
-         "detail": str}                       # why it failed ("" when proved)
-      ]
-    }
-
-``method="symbolic"`` means every claim was proved for symbolic K (and all
-other symbols); ``"instances"`` means at least one claim was only checked for
-every K from 2 to 16.
+Besides the symbolic theorems, every recipe gets code theorems
+(:mod:`proofs.code`): the traced JAX program equals the spec exactly for
+K = 2..5 (``--no-code`` skips them).
 """
 
 from __future__ import annotations
@@ -57,9 +35,11 @@ import time
 from pathlib import Path
 
 from lsbench.provenance import atomic_write_bytes, git_info
+from proofs.certificate import SCHEMA, combined_digest, counts, latex_table, markdown_table, source_digests
+
+__all__ = ["SCHEMA", "add_arguments", "certificate", "latex_table", "markdown_table", "run"]
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEMA = "lsbench.proofs/1"
 
 
 def _proofs():
@@ -83,6 +63,8 @@ def add_arguments(parser):
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds allowed per theorem before it counts as failed (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-code", action="store_true",
+                        help="skip the code theorems (the traced JAX programs against the spec)")
 
 
 # --------------------------------------------------------------------------
@@ -101,27 +83,18 @@ def write_atomic(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _counts(rows) -> dict:
-    return {
-        "theorems": len(rows),
-        "proved": sum(r["status"] == "proved" for r in rows),
-        "failed": sum(r["status"] != "proved" for r in rows),
-        "symbolic": sum(r["status"] == "proved" and r["method"] == "symbolic" for r in rows),
-        "instances": sum(r["status"] == "proved" and r["method"] == "instances" for r in rows),
-        "findings": sum(bool(r["finding"]) for r in rows),
-    }
-
-
-def certificate(results, recipes, seconds: float, argv=None) -> dict:
+def certificate(results, recipes, seconds: float, argv=None, *, code: bool = True) -> dict:
     import sympy
 
+    from proofs.code import KS as CODE_KS
     from proofs.kernel import INSTANCE_KS
 
     rows = [r.as_dict() for r in results]
-    totals = _counts(rows)
+    totals = counts(rows)
     totals["seconds"] = round(seconds, 3)
     all_recipes = list(_proofs().MODULES)
-    return {
+    digests = source_digests(REPO)
+    cert = {
         "schema": SCHEMA,
         "generated": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "sympy": sympy.__version__,
@@ -129,73 +102,22 @@ def certificate(results, recipes, seconds: float, argv=None) -> dict:
         "git": git_state(),
         "command": "python -m lsbench verify" + ("" if not argv else " " + " ".join(shlex.quote(a) for a in argv)),
         "recipes": list(recipes),
-        "complete": set(recipes) >= set(all_recipes),
+        "complete": set(recipes) >= set(all_recipes) and code,
         "instance_ks": [min(INSTANCE_KS), max(INSTANCE_KS)],
-        "totals": totals,
-        "per_recipe": {name: _counts([r for r in rows if r["recipe"] == name]) for name in recipes},
-        "theorems": rows,
     }
+    if code:
+        from proofs.code import REACHED
 
-
-def _tex_escape(text: str) -> str:
-    return text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")
-
-
-def latex_table(cert: dict) -> str:
-    t = cert["totals"]
-    lines = [
-        "% Generated by `python -m lsbench verify`; do not edit.",
-        f"% {t['proved']}/{t['theorems']} proved ({t['symbolic']} symbolic, {t['instances']} instances), "
-        f"SymPy {cert['sympy']}, commit {(cert['git']['commit'] or 'unknown')[:12]}"
-        f"{' (dirty)' if cert['git']['dirty'] else ''}.",
-        r"\begin{longtable}{@{}lp{0.44\linewidth}llr@{}}",
-        r"\toprule",
-        r"Theorem & Statement & Method & Status & s \\",
-        r"\midrule",
-        r"\endhead",
-        r"\bottomrule",
-        r"\endlastfoot",
-    ]
-    previous = None
-    for r in cert["theorems"]:
-        if r["recipe"] != previous:
-            if previous is not None:
-                lines.append(r"\addlinespace")
-            lines.append(r"\multicolumn{5}{@{}l}{\textbf{\texttt{" + _tex_escape(r["recipe"]) + r"}}} \\")
-            previous = r["recipe"]
-        name = r"\quad\texttt{" + _tex_escape(r["name"]) + "}" + (r"$^\dagger$" if r["finding"] else "")
-        lines.append(f"{name} & \\raggedright ${r['statement']}$ & {r['method']} & {r['status']} & "
-                     f"{r['seconds']:.2f} \\\\")
-    lines += [
-        r"\end{longtable}",
-        "% \\dagger: a finding about the published code (see paper/results/proofs.json).",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def markdown_table(cert: dict) -> str:
-    t = cert["totals"]
-    out = [
-        f"<!-- Generated by `python -m lsbench verify`; do not edit. -->",
-        f"**{t['proved']}/{t['theorems']} theorems proved** ({t['symbolic']} for symbolic K, "
-        f"{t['instances']} by instances K = {cert['instance_ks'][0]}..{cert['instance_ks'][1]}), "
-        f"SymPy {cert['sympy']}, commit `{(cert['git']['commit'] or 'unknown')[:12]}`"
-        f"{' (dirty)' if cert['git']['dirty'] else ''}, {cert['generated']}.",
-        "",
-        "| recipe | theorem | statement | method | status | s |",
-        "|---|---|---|---|---|---:|",
-    ]
-    for r in cert["theorems"]:
-        stmt = r["statement"].replace("|", r"\|")
-        name = f"`{r['name']}`" + (" †" if r["finding"] else "")
-        out.append(f"| `{r['recipe']}` | {name} | ${stmt}$ | {r['method']} | {r['status']} | {r['seconds']:.2f} |")
-    findings = [r for r in cert["theorems"] if r["finding"]]
-    if findings:
-        out += ["", "† Findings:", ""]
-        out += [f"- `{r['recipe']}.{r['name']}`: {r['note']}" for r in findings]
-    out.append("")
-    return "\n".join(out)
+        cert["code_ks"] = [min(CODE_KS), max(CODE_KS)]
+        cert["code_primitives"] = sorted(REACHED)  # what the traces reached (proofs/jaxpr.py covers more)
+    cert.update({
+        "sources": digests,
+        "sources_sha256": combined_digest(digests),
+        "totals": totals,
+        "per_recipe": {name: counts([r for r in rows if r["recipe"] == name]) for name in recipes},
+        "theorems": rows,
+    })
+    return cert
 
 
 def print_table(results, stream=sys.stdout) -> None:
@@ -229,7 +151,9 @@ def run(args) -> int:
         return 2
 
     t0 = time.perf_counter()
-    theorems = proofs.all_theorems(recipes)
+    code = not getattr(args, "no_code", False)
+    theorems = proofs.all_theorems(recipes) + (proofs.code_theorems(recipes) if code else [])
+    theorems.sort(key=lambda th: recipes.index(th.recipe))  # each recipe's code theorems after its maths
     results = []
     with tqdm(total=len(theorems), desc="verify", unit="thm", file=sys.stderr,
               disable=getattr(args, "quiet", False), leave=False) as bar:
@@ -244,9 +168,12 @@ def run(args) -> int:
     argv = []
     for r in args.recipe or []:
         argv += ["--recipe", r]
-    cert = certificate(results, recipes, seconds, argv)
+    if not code:
+        argv.append("--no-code")
+    cert = certificate(results, recipes, seconds, argv, code=code)
     t = cert["totals"]
-    print(f"\n{t['proved']}/{t['theorems']} proved ({t['symbolic']} symbolic, {t['instances']} instances), "
+    print(f"\n{t['proved']}/{t['theorems']} proved ({t['symbolic']} symbolic, {t['instances']} instances, "
+          f"{t.get('code', 0)} code), "
           f"{t['failed']} failed, {t['findings']} findings (*), {seconds:.1f} s")
     for r in results:
         if r.status != "proved":

@@ -5,9 +5,13 @@
 * ``verification`` -- per recipe: theorems, proved for symbolic K / by instances, failed, findings;
 * ``findings``     -- where a published text and its published code disagree (or the published
   code is hazardous), each with the theorems of the certificate that show it;
-* ``proofs``       -- every theorem, rendered by :func:`lsbench.commands.verify.latex_table` /
-  :func:`~lsbench.commands.verify.markdown_table` (the renderer ``verify`` itself uses, so the
+* ``proofs``       -- every theorem, rendered by :func:`proofs.certificate.latex_table` /
+  :func:`~proofs.certificate.markdown_table` (the renderer ``verify`` itself uses, so the
   two commands write the same bytes for the same certificate).
+
+A certificate that records the sha256 of the sources it verified (``sources``) is
+checked against the sources now: when they differ the verification table says
+it is stale and names the files. Older certificates (no ``sources``) render as before.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, Mapping, Sequence
 from lsbench.report.fmt import DASH, NOT_RECORDED
 from lsbench.report.results import PROOFS_SCHEMA, ResultFile, ResultsError, check_schema, need
 from lsbench.report.tables import Table
+from proofs import certificate as proof_certificate
 
 #: The peer columns of the catalogue, in order; a peer string matches a column when it
 #: equals the column name or starts with it followed by a space ("PyTorch KLDivLoss").
@@ -93,8 +98,8 @@ def parse_certificate(rf: ResultFile) -> Certificate:
         )
         if t.status not in ("proved", "failed"):
             raise ResultsError(rf.path, f"{where}.status: expected 'proved' or 'failed', found {t.status!r}")
-        if t.method not in ("symbolic", "instances", "none"):
-            raise ResultsError(rf.path, f"{where}.method: expected symbolic/instances/none, found {t.method!r}")
+        if t.method not in ("symbolic", "instances", "code", "none"):
+            raise ResultsError(rf.path, f"{where}.method: expected symbolic/instances/code/none, found {t.method!r}")
         theorems.append(t)
     recipes = need(rf, rf.data, "recipes", list, optional=True)
     if recipes is None:
@@ -112,6 +117,7 @@ def counts(theorems: Sequence[Theorem]) -> dict[str, int]:
         "failed": len(theorems) - len(proved),
         "symbolic": sum(t.method == "symbolic" for t in proved),
         "instances": sum(t.method == "instances" for t in proved),
+        "code": sum(t.method == "code" for t in proved),
         "findings": sum(t.finding for t in theorems),
     }
 
@@ -127,6 +133,8 @@ def proof_status(cert: Certificate | None, recipe: str) -> str:
     how = [f"{c['symbolic']} symbolic"] if c["symbolic"] else []
     if c["instances"]:
         how.append(f"{c['instances']} instances")
+    if c["code"]:
+        how.append(f"{c['code']} code")
     s = f"{c['proved']}/{c['theorems']}" + (f" ({', '.join(how)})" if how else "")
     if c["failed"]:
         s += f", {c['failed']} failed"
@@ -184,28 +192,45 @@ def verification_table(cert: Certificate | None) -> Table:
     columns = ("recipe", "theorems", "proved", "symbolic K", "instances", "failed", "findings", "seconds")
     if cert is None:
         return placeholder("verification", "Theorems checked per recipe.", columns, "python -m lsbench verify")
+    keys = ["theorems", "proved", "symbolic", "instances", "failed", "findings"]
+    has_code = any(t.method == "code" for t in cert.theorems)
+    if has_code:  # only then: a certificate without code theorems renders exactly as before
+        columns = columns[:5] + ("code",) + columns[5:]
+        keys.insert(4, "code")
     rows = []
     recipes = list(dict.fromkeys([*cert.recipes, *(t.recipe for t in cert.theorems)]))
     for recipe in recipes:
         ts = cert.of(recipe)
         c = counts(ts)
-        rows.append((recipe, *(str(c[k]) for k in ("theorems", "proved", "symbolic", "instances", "failed",
-                                                    "findings")), f"{sum(t.seconds for t in ts):.2f}"))
+        rows.append((recipe, *(str(c[k]) for k in keys), f"{sum(t.seconds for t in ts):.2f}"))
     c = counts(cert.theorems)
     rows.append(("\\midrule",))
-    rows.append(("all", *(str(c[k]) for k in ("theorems", "proved", "symbolic", "instances", "failed",
-                                               "findings")), f"{sum(t.seconds for t in cert.theorems):.2f}"))
+    rows.append(("all", *(str(c[k]) for k in keys), f"{sum(t.seconds for t in cert.theorems):.2f}"))
     ks = cert.instance_ks
     inst = (f"instances: every claim checked for each K from {ks[0]} to {ks[1]} where SymPy could not "
             f"close it for symbolic K" if ks else "instances: checked for a finite range of K")
+    caption = ("Theorems checked per recipe by SymPy: proved for symbolic K (and every other symbol), "
+               f"or by instances ({inst}); findings are theorems about a published discrepancy or hazard.")
+    notes: tuple[str, ...] = ()
+    if has_code:
+        code_ks = cert.file.data.get("code_ks") or ["?", "?"]
+        caption += (f" Code theorems: the traced JAX program of the recipe (per-example loss, loss and its "
+                    f"custom-VJP gradient, on every path) equals the spec exactly, for each K from "
+                    f"{code_ks[0]} to {code_ks[1]}, over the reals (float rounding is not modelled).")
+    stale = proof_certificate.stale_sources(cert.file.data)
+    if stale:
+        caption = "STALE: " + caption
+        shown = ", ".join(stale[:6]) + (f" and {len(stale) - 6} more" if len(stale) > 6 else "")
+        notes = (f"Stale: the sources changed since this certificate was recorded ({shown}); "
+                 "re-run python -m lsbench verify.",)
     return Table(
         name="verification",
-        caption=("Theorems checked per recipe by SymPy: proved for symbolic K (and every other symbol), "
-                 f"or by instances ({inst}); findings are theorems about a published discrepancy or hazard."),
+        caption=caption,
         columns=columns,
         rows=tuple(rows),
         sources=(cert.file.source,),
-        align="lrrrrrrr",
+        notes=notes,
+        align="lrrrr" + ("r" if has_code else "") + "rrr",
         shrink_only=True, ragged_notes=True,
     )
 
@@ -315,10 +340,8 @@ def every_theorem(cert: Certificate | None) -> tuple[str, str]:
     """``(tex, md)`` of every theorem: verify's own renderer applied to the certificate."""
     if cert is None:
         return PROOFS_PLACEHOLDER_TEX, PROOFS_PLACEHOLDER_MD
-    from lsbench.commands import verify
-
     try:
-        return verify.latex_table(cert.file.data), verify.markdown_table(cert.file.data)
+        return proof_certificate.latex_table(cert.file.data), proof_certificate.markdown_table(cert.file.data)
     except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
         raise ResultsError(cert.file.path, f"verify's table renderer cannot use it ({type(exc).__name__}: {exc})"
                            ) from exc

@@ -1,0 +1,168 @@
+"""Mutation testing of the code theorems: every planted bug must be refused.
+
+Each mutation is ``(file, exact old snippet, new snippet, theorems)``: the
+snippet must occur exactly once in the current source (so a mutation that no
+longer applies fails loudly instead of silently passing), and ``theorems``
+names the code theorems (``recipe``, ``name``) expected to refuse it. One
+subprocess copies ``lsbench/`` and ``proofs/`` once per mutation into a
+temporary directory, applies the patch, imports the copy afresh and checks
+those theorems for K ∈ {2, 3}; an unmutated copy is checked first as the
+control (every selected theorem must be proved on it, so a refusal is the
+mutation's doing). The refusal's message must name the recipe, the path and K.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: (id, file, old, new, [(recipe, theorem), ...]) -- the theorems that must refuse the mutation.
+MUTATIONS = [
+    ("off_target_eps_over_K", "lsbench/losses/off_target.py",
+     "eps / (k - 1) * (st.total - st.target)", "eps / k * (st.total - st.target)",
+     [("off_target", "code_fused_float32")]),
+    ("bf16_backward_half_label_term", "lsbench/losses/_core.py",
+     "jnp.where(iota == y[..., None], g_target[..., None], jnp.zeros((), dt))",
+     "jnp.where(iota == y[..., None], g_target[..., None] / 2, jnp.zeros((), dt))",
+     [("uniform", "code_fused_bfloat16")]),
+    ("f32_backward_label_sign", "lsbench/losses/_core.py",
+     "value = g_lse * jnp.exp(z_y - c) + g_target", "value = g_lse * jnp.exp(z_y - c) - g_target",
+     [("uniform", "code_fused_float32")]),
+    ("dropped_mass_factor", "lsbench/losses/_core.py",
+     "base = g_lse[..., None] * jnp.exp(z.astype(dt) - c[..., None])",
+     "base = jnp.exp(z.astype(dt) - c[..., None])",
+     [("speech_transformer", "code_fused_float32")]),
+    ("ignored_row_counted", "lsbench/losses/_core.py",
+     "return jnp.sum(apply_mask(per_row, mask)) / jnp.maximum(count, 1)",
+     "return jnp.sum(apply_mask(per_row, mask)) / per_row.size",
+     [("uniform", "code_fused_float32")]),
+    ("mask_on_loss_not_gradient", "lsbench/losses/_core.py",
+     "return jnp.where(mask, per_row, jnp.zeros((), per_row.dtype))",
+     "return per_row - jax.lax.stop_gradient(jnp.where(mask, jnp.zeros((), per_row.dtype), per_row))",
+     [("off_target", "code_fused_float32")]),
+    ("weighted_mean_wrong_denominator", "lsbench/losses/uniform.py",
+     "norm = _core.apply_mask(norm, mask)", "norm = jnp.ones_like(norm)",
+     [("uniform", "code_weight_fused_float32")]),
+    ("torch_weight_gradient_sign", "lsbench/losses/_core.py",
+     "gw = jnp.sum((g.total[..., None] * d)", "gw = -jnp.sum((g.total[..., None] * d)",
+     [("uniform", "code_torch_weight_fused_float32")]),
+    ("fastreid_counts_zero_rows", "lsbench/losses/fastreid.py",
+     "jnp.sum(rows != 0)", "jnp.sum(rows == rows)",
+     [("fastreid", "code_fused_float32")]),
+    ("fastreid_adaptive_without_no_grad", "lsbench/losses/fastreid.py",
+     "p_y = jax.lax.stop_gradient(jnp.exp(st.target - st.lse))", "p_y = jnp.exp(st.target - st.lse)",
+     [("fastreid", "code_adaptive_fused_float32")]),
+    ("distillation_backward_sign", "lsbench/losses/distillation.py",
+     "d_su = g[..., None] * (jnp.exp(log_p) - q)", "d_su = g[..., None] * (q - jnp.exp(log_p))",
+     [("distillation", "code_fused_float32")]),
+    ("tf_onehot_label_gradient_drops_mass", "lsbench/losses/tf_onehot.py",
+     "gy = g_yz[..., None] * d + g_ysum[..., None]", "gy = g_yz[..., None] * d",
+     [("tf_onehot", "code_fused_float32")]),
+    ("self_correction_weights_carry_gradient", "lsbench/losses/self_correction.py",
+     "w = jax.lax.stop_gradient(_weights_from_logits(logits, safe, alpha, clip, rows.dtype))",
+     "w = _weights_from_logits(logits, safe, alpha, clip, rows.dtype)",
+     [("self_correction", "code_fused_float32")]),
+    ("chunked_no_online_rescale", "lsbench/losses/chunked.py",
+     "s = s * scale + jnp.sum(jnp.exp(zmax - base[:, None]), axis=-1)",
+     "s = s + jnp.sum(jnp.exp(zmax - base[:, None]), axis=-1)",
+     [("uniform", "code_chunked_float32")]),
+    ("chunked_ragged_block_counted_twice", "lsbench/losses/chunked.py",
+     "zmax, zsum = jnp.where(valid, zc, -jnp.inf), jnp.where(valid, zc, 0)\n        else:\n            zmax = zsum = zc\n        m_new = jnp.maximum(m_run, jnp.max(zmax, axis=-1))\n        base = _safe(m_new)\n        # s == 0",
+     "zmax, zsum = jnp.where(valid, zc, -jnp.inf), zc\n        else:\n            zmax = zsum = zc\n        m_new = jnp.maximum(m_run, jnp.max(zmax, axis=-1))\n        base = _safe(m_new)\n        # s == 0",
+     [("off_target", "code_chunked_float32")]),
+    ("vocab_shift_uses_the_shard_s_K", "lsbench/parallel/vocab.py",
+     "return m, jnp.log(sum_exp), z_y - m, sum_z - k_valid * m",
+     "return m, jnp.log(sum_exp), z_y - m, sum_z - k_local * m",
+     [("uniform", "code_vocab_float32")]),
+    ("linear_hidden_gradient_sign", "lsbench/losses/linear.py",
+     "dh = dh + lax.dot_general(dz, wc.astype(dt)", "dh = dh - lax.dot_general(dz, wc.astype(dt)",
+     [("uniform", "code_linear_float32")]),
+]
+
+WORKER = textwrap.dedent(r'''
+    import importlib, json, shutil, sys
+    from pathlib import Path
+
+    repo, tmp, spec = Path(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.argv[3])
+
+    def run(tree, targets):
+        for name in [m for m in sys.modules if m.split(".")[0] in ("lsbench", "proofs")]:
+            del sys.modules[name]
+        sys.path.insert(0, str(tree))
+        try:
+            import proofs
+            from proofs.kernel import check_theorem
+            assert Path(proofs.__file__).resolve().is_relative_to(tree.resolve()), proofs.__file__
+            out = []
+            for recipe, name in targets:
+                ths = proofs.code_theorems([recipe], ks=(2, 3), names=[name])
+                assert len(ths) == 1, (recipe, name, [t.name for t in ths])
+                r = check_theorem(ths[0], timeout=120)
+                out.append({"recipe": recipe, "name": name, "status": r.status, "detail": r.detail})
+            return out
+        finally:
+            sys.path.remove(str(tree))
+
+    def copy(dest):
+        for d in ("lsbench", "proofs"):
+            shutil.copytree(repo / d, dest / d, ignore=shutil.ignore_patterns("__pycache__"))
+        return dest
+
+    results = {}
+    control = sorted({tuple(t) for m in spec for t in m["theorems"]})
+    results["control"] = run(copy(tmp / "control"), control)
+    for i, m in enumerate(spec):
+        tree = copy(tmp / f"m{i}")
+        path = tree / m["file"]
+        text = path.read_text()
+        n = text.count(m["old"])
+        if n != 1:
+            results[m["id"]] = {"applied": False, "count": n}
+            continue
+        path.write_text(text.replace(m["old"], m["new"]))
+        results[m["id"]] = {"applied": True, "theorems": run(tree, [tuple(t) for t in m["theorems"]])}
+    print("RESULT " + json.dumps(results))
+''')
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mutations")
+    spec = [{"id": i, "file": f, "old": o, "new": n, "theorems": t} for i, f, o, n, t in MUTATIONS]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ""}
+    proc = subprocess.run([sys.executable, "-c", WORKER, str(REPO), str(tmp), json.dumps(spec)],
+                          capture_output=True, text=True, timeout=900, env=env, cwd=tmp)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, f"mutation worker failed (rc={proc.returncode}):\n{proc.stderr[-4000:]}"
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def test_there_are_at_least_ten_mutations():
+    assert len(MUTATIONS) >= 10
+    assert len({m[0] for m in MUTATIONS}) == len(MUTATIONS)
+
+
+def test_control_copy_is_proved(outcome):
+    bad = [r for r in outcome["control"] if r["status"] != "proved"]
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("mid", [m[0] for m in MUTATIONS])
+def test_code_theorems_refuse_the_mutation(outcome, mid):
+    res = outcome[mid]
+    assert res["applied"], f"mutation {mid} is stale: its snippet occurs {res['count']} times (must be once)"
+    for r in res["theorems"]:
+        assert r["status"] == "failed", f"{mid}: {r['recipe']}.{r['name']} still proved"
+        path = r["name"].split("_")[1] if r["name"].count("_") >= 2 else r["name"]
+        d = r["detail"]
+        assert r["recipe"] in d and "K=" in d, f"{mid}: the refusal does not name the recipe and K: {d[:300]}"
+        assert path in d or r["name"] in d, f"{mid}: the refusal does not name the path: {d[:300]}"
