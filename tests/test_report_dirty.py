@@ -11,22 +11,10 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 from lsbench.report import build
 from lsbench.report.results import dirty_commits, discover, read_json
 from lsbench.report.tables import cite, short_hash
-from test_report import PAPER, make_bench, make_muller, make_pets, make_proofs
-
-
-@pytest.fixture(scope="module")
-def results_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("results")
-    make_proofs(d / "proofs.json")
-    make_pets(d / "pets-frozen.json")
-    make_bench(d / "bench-cpu-test.json")
-    make_muller(d)
-    return d
+from test_report import PAPER, results_dir  # noqa: F401  (the synthetic results, a pytest fixture)
 
 
 def _set_dirty(path: Path, commit: str, run: int | None = None) -> None:
