@@ -460,7 +460,7 @@ def test_committed_tables_are_what_the_committed_results_give(tmp_path):
     assert fresh
     stale = [k for k, v in fresh.items() if not (PAPER / k).is_file() or (PAPER / k).read_bytes() != v]
     assert not stale, (f"paper/{stale[0]} (and {len(stale) - 1} more) differ from what paper/results gives "
-                       "(captions now mark results recorded from a dirty tree): run `python -m lsbench paper` "
+                       "(e.g. a results file re-recorded, or a caption's dirty-tree mark): run `python -m lsbench paper` "
                        "and commit paper/tables and paper/figures")
 
 
