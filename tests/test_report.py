@@ -459,8 +459,9 @@ def test_committed_tables_are_what_the_committed_results_give(tmp_path):
     fresh = {k: v for k, v in _files(tmp_path).items() if k.endswith((".tex", ".md"))}
     assert fresh
     stale = [k for k, v in fresh.items() if not (PAPER / k).is_file() or (PAPER / k).read_bytes() != v]
-    assert not stale, (f"paper/{stale[0]} (and {len(stale) - 1} more) differ from what paper/results gives: "
-                       "run `python -m lsbench paper` and commit paper/tables and paper/figures")
+    assert not stale, (f"paper/{stale[0]} (and {len(stale) - 1} more) differ from what paper/results gives "
+                       "(e.g. a results file re-recorded, or a caption's dirty-tree mark): run `python -m lsbench paper` "
+                       "and commit paper/tables and paper/figures")
 
 
 def test_committed_bench_tables_are_what_the_committed_bench_results_give():

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from lsbench.report.tables import REGENERATE, atomic_write, latex_escape
+from lsbench.report.tables import REGENERATE, atomic_write, cite, latex_escape
 
 PNG_METADATA = {"Software": None}
 PDF_METADATA = {"CreationDate": None, "Creator": None, "Producer": None}
@@ -98,8 +98,7 @@ def write_images(figures_dir: Path, name: str, pdf: bytes, png: bytes) -> list[P
 
 
 def provenance(sources: Sequence[tuple[str, str]], command: str = REGENERATE) -> str:
-    src = ", ".join(f"{n} @ {d}" for n, d in sources) or "lsbench source only"
-    return f"Regenerate: {command}. From: {src}."
+    return f"Regenerate: {command}. From: {cite(sources)}."
 
 
 def snippet(name: str, caption: str, sources: Sequence[tuple[str, str]], width: str = r"\linewidth",

@@ -17,15 +17,17 @@ cannot be parsed, or lacks what the report needs, raises
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from lsbench.report.tables import short_hash
+from lsbench.report.tables import Source, short_hash
 
-__all__ = ["ResultsError", "ResultFile", "Results", "discover", "read_json", "need", "objects", "members", "check_schema"]
+__all__ = ["ResultsError", "ResultFile", "Results", "discover", "read_json", "need", "objects", "members",
+           "check_schema", "dirty_commits"]
 
 PROOFS_SCHEMA = "lsbench.proofs/1"
 PETS_SCHEMA = "lsbench/pets-results/1"
@@ -55,9 +57,14 @@ class ResultFile:
         return self.path.name
 
     @property
-    def source(self) -> tuple[str, str]:
-        """``(file name, short hash)``, what :class:`lsbench.report.tables.Table` cites."""
-        return (self.name, self.digest)
+    def source(self) -> Source:
+        """``(file name, short hash, dirty commits)``, what :class:`lsbench.report.tables.Table` cites."""
+        return Source(self.name, self.digest, self.dirty_at)
+
+    @functools.cached_property
+    def dirty_at(self) -> tuple[str, ...]:
+        """:func:`dirty_commits` of this file (read once)."""
+        return dirty_commits(self)
 
     @property
     def suffix(self) -> str:
@@ -139,6 +146,44 @@ def read_json(path: Path | str) -> ResultFile:
     if not isinstance(data, dict):
         raise ResultsError(path, f"must hold a JSON object, found {type(data).__name__}")
     return ResultFile(path=path, digest=short_hash(path), data=data)
+
+
+def _short_commit(commit: Any) -> str:
+    return commit[:7] if isinstance(commit, str) and commit else "unknown"
+
+
+def _run_provenance(rf: ResultFile, run: Mapping) -> Any:
+    """A run's ``provenance``: held in the results file (pets), or in the run record its ``file``
+    names relative to the results directory (Müller); None when neither is there to read."""
+    if "provenance" in run:
+        return run["provenance"]
+    file = run.get("file")
+    if not isinstance(file, str):
+        return None
+    try:
+        record = json.loads((rf.path.parent / file).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # a missing or unreadable record is not evidence either way
+        return None
+    return record.get("provenance") if isinstance(record, Mapping) else None
+
+
+def dirty_commits(rf: ResultFile) -> tuple[str, ...]:
+    """The short commits (``"unknown"`` where none was recorded) of the dirty trees ``rf`` was recorded
+    from: its git provenance (``git`` or ``provenance.git``) with ``dirty: true``, and each of its
+    ``runs`` whose provenance says ``git_dirty: true``. Empty for a clean recording; only an explicit
+    ``true`` counts (``null``, "not a git checkout", is not marked)."""
+    data = rf.data
+    provenance = data.get("provenance")
+    git = data.get("git", provenance.get("git") if isinstance(provenance, Mapping) else None)
+    found = []
+    if isinstance(git, Mapping) and git.get("dirty") is True:
+        found.append(_short_commit(git.get("commit")))
+    runs = data.get("runs")
+    for run in runs if isinstance(runs, list) else ():
+        p = _run_provenance(rf, run) if isinstance(run, Mapping) else None
+        if isinstance(p, Mapping) and p.get("git_dirty") is True:
+            found.append(_short_commit(p.get("git_commit")))
+    return tuple(dict.fromkeys(found))
 
 
 _TYPES = {

@@ -12,11 +12,49 @@ import dataclasses
 import hashlib
 import re
 from pathlib import Path
+from typing import Iterable, NamedTuple, Sequence
 
 from lsbench.provenance import atomic_write_bytes
 from lsbench.report.fmt import NOT_RECORDED
 
 REGENERATE = "python -m lsbench paper"
+
+
+class Source(NamedTuple):
+    """A results file a table or figure cites: its name, its short hash and, when its provenance
+    (or that of a run record it holds) says ``dirty: true``, the short commits of those dirty trees."""
+
+    name: str
+    digest: str
+    dirty_at: tuple[str, ...] = ()
+
+
+def dirty_mark(commits: Sequence[str]) -> str:
+    """``(recorded from a dirty tree at commit X)``, the mark a dirty recording's citation carries.
+
+    >>> dirty_mark(["ffb11a0"])
+    '(recorded from a dirty tree at commit ffb11a0)'
+    >>> dirty_mark([])
+    ''
+    """
+    if not commits:
+        return ""
+    return f"(recorded from a dirty tree at commit{'s' if len(commits) > 1 else ''} {', '.join(commits)})"
+
+
+def cite(sources: Iterable[Sequence[str]]) -> str:
+    """``name @ hash, ...`` of ``sources`` (:class:`Source` or plain ``(name, hash)`` pairs); a
+    source recorded from a dirty tree is followed by its :func:`dirty_mark`.
+
+    >>> cite([Source("pets-frozen.json", "0123abcd", ("ffb11a0",)), ("proofs.json", "4567ef01")])
+    'pets-frozen.json @ 0123abcd (recorded from a dirty tree at commit ffb11a0), proofs.json @ 4567ef01'
+    """
+    parts = []
+    for source in sources:
+        name, digest, *rest = source
+        mark = dirty_mark(rest[0] if rest else ())
+        parts.append(f"{name} @ {digest}" + (f" {mark}" if mark else ""))
+    return ", ".join(parts) or "lsbench source only"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +63,7 @@ class Table:
     caption: str
     columns: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
-    sources: tuple[tuple[str, str], ...] = ()  # (results file name, short hash)
+    sources: tuple[Source | tuple[str, str], ...] = ()  # (results file name, short hash[, dirty commits])
     align: str | None = None  # LaTeX column spec, e.g. "llrr"
     notes: tuple[str, ...] = ()
     # True: scale the tabular down to the line width only when it is wider (never up).
@@ -35,8 +73,7 @@ class Table:
     ragged_notes: bool = False
 
     def provenance(self) -> str:
-        src = ", ".join(f"{name} @ {digest}" for name, digest in self.sources) or "lsbench source only"
-        return f"Regenerate: {REGENERATE}. From: {src}."
+        return f"Regenerate: {REGENERATE}. From: {cite(self.sources)}."
 
 
 def results_table(name: str, caption: str, columns: tuple[str, ...], rows, sources, notes=(),
