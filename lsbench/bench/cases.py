@@ -356,7 +356,7 @@ def prepare(case: Case, inputs: Inputs, *, chunk_size: int = CHUNK_SIZE,
         from lsbench.losses import chunked
 
         def f(z, y):
-            return chunked.loss("uniform", z, y, chunk_size=chunk_size, epsilon=EPSILON)
+            return chunked.loss(z, y, recipe="uniform", chunk_size=chunk_size, epsilon=EPSILON)
         second = inputs.labels()
     else:
         f = _recipe_fn(case.name)
