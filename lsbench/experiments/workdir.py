@@ -10,7 +10,8 @@ A plain ``reproduce`` trains into a work directory (default ``./lsbench-runs/<ex
   ``status: "interrupted"``, never a file left saying ``"running"``);
 * checks its output and cache directories with :func:`lsbench.provenance.check_writable` first;
 * turns a full disk while saving into :class:`DiskFull` (a clear message; the atomic writers leave
-  every file recorded before untouched).
+  every file recorded before untouched);
+* on an interrupt saves what is recorded so far (:func:`save_on_interrupt`) and says how to resume.
 
 :func:`code_sha256` hashes the source that determines a run's numbers; it enters every run key, so
 a record made by other code is retrained rather than reused.
@@ -25,10 +26,10 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sized
 
 __all__ = ["CODE_PATHS", "code_files", "code_sha256", "default_workdir", "LockHeld", "WorkdirLock",
-           "sigterm_as_interrupt", "DiskFull", "disk_full_guard", "PACKAGE_ROOT", "cpu_identity", "ISA_FLAGS"]
+           "sigterm_as_interrupt", "save_on_interrupt", "DiskFull", "disk_full_guard", "PACKAGE_ROOT", "cpu_identity", "ISA_FLAGS"]
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the ``lsbench`` package directory
 
@@ -198,6 +199,23 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+@contextlib.contextmanager
+def save_on_interrupt(save_partial: Callable[[], object], log: Callable[[str], None], trained: Sized,
+                      runs_dir: str | os.PathLike) -> Iterator[None]:
+    """On ``KeyboardInterrupt`` inside the block: ``save_partial()``, tell how to resume, re-raise.
+
+    ``save_partial`` writes the results with ``status: "interrupted"``; ``trained`` holds the runs
+    recorded in this invocation (each already saved in ``runs_dir``, so a rerun resumes after them).
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        save_partial()
+        log(f"\ninterrupted: {len(trained)} run(s) recorded in this invocation (in {runs_dir}); "
+            "rerun the same command to resume.")
+        raise
 
 
 class DiskFull(OSError):

@@ -166,13 +166,9 @@ class Experiment:
             cache_dir=prov.portable_path(self.cache_root), code_sha256=self.code_sha256,
             code_files=workdir.code_files("muller"), cpu_identity=workdir.cpu_identity())
         status = "complete"
-        try:
+        with workdir.save_on_interrupt(lambda: self.write_all("interrupted"), self.log, self.trained,
+                                       self.runs_root):
             self.execute(jobs)
-        except KeyboardInterrupt:
-            self.write_all("interrupted")
-            self.log(f"\ninterrupted: {len(self.trained)} run(s) recorded in this invocation (in "
-                     f"{self.runs_root}); rerun the same command to resume.")
-            raise
         results = self.write_all(status)
         if "representations" in results:
             self.figure_files = self.draw_figure(results["representations"])

@@ -135,14 +135,10 @@ class Experiment:
             self.log(records.mismatch_message("pets", self.runs_dir, problems, "--workdir"))
             return 2
         self.provenance = self.collect_provenance()
-        try:
+        with workdir.save_on_interrupt(lambda: self.write_results("interrupted"), self.log, self.trained,
+                                       self.runs_dir):
             with workdir.disk_full_guard(self.work):
                 self.execute(plan)
-        except KeyboardInterrupt:
-            self.write_results("interrupted")
-            self.log(f"\ninterrupted: {len(self.trained)} run(s) recorded in this invocation "
-                     f"(in {self.runs_dir}); rerun the same command to resume.")
-            raise
         with workdir.disk_full_guard(self.work):
             aggregates = self.write_results("complete")
             print(format_table(aggregates, order=list(RUN_SPECS), baseline=self.cfg.protocol.baseline))
