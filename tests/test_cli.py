@@ -37,6 +37,12 @@ def test_help_and_list_import_no_experiment_or_paper_dependency():
     assert _imported_after("from lsbench.cli import main\nmain(['list'])") == []
 
 
+def test_the_sharded_losses_import_no_flax_until_the_data_parallel_trainer_is_asked_for():
+    core = "import lsbench.parallel\nfrom lsbench.parallel import vocab_sharded_loss, make_mesh"
+    assert _imported_after(core) == []
+    assert _imported_after(core + "\nfrom lsbench.parallel import DataParallelTrainer") == ["flax"]
+
+
 def test_help_names_every_command_and_where_results_go(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["--help"])

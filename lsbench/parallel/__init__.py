@@ -13,14 +13,13 @@
 The same code runs on one device and on many; on a CPU,
 ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` (set before JAX is
 imported) gives 8 host devices for testing.
+
+The data-parallel names need Flax (the ``experiments`` extra) and are imported on first use
+(PEP 562), so ``mesh`` and ``vocab`` work with the core install alone.
 """
 
-from lsbench.parallel.data_parallel import (
-    DataParallelTrainer,
-    data_parallel_train_step,
-    recipe_loss_fn,
-    replicate_nnx,
-)
+import importlib
+
 from lsbench.parallel.mesh import (
     axis_size,
     batch_sharding,
@@ -36,6 +35,9 @@ from lsbench.parallel.vocab import (
     vocab_sharded_per_example,
     vocab_sharded_row_stats,
 )
+
+#: Names from :mod:`lsbench.parallel.data_parallel`, which imports Flax; loaded on first access.
+_DATA_PARALLEL = ("DataParallelTrainer", "data_parallel_train_step", "recipe_loss_fn", "replicate_nnx")
 
 __all__ = [
     "DataParallelTrainer",
@@ -54,3 +56,15 @@ __all__ = [
     "vocab_sharded_per_example",
     "vocab_sharded_row_stats",
 ]
+
+
+def __getattr__(name: str):
+    if name in _DATA_PARALLEL:
+        value = getattr(importlib.import_module("lsbench.parallel.data_parallel"), name)
+        globals()[name] = value  # later look-ups skip this hook
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_DATA_PARALLEL))
