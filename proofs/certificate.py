@@ -16,7 +16,7 @@ Schema ``lsbench.proofs/1``::
       "instance_ks": [2, 16],                 # the K range of the "instances" fallback
       "code_ks": [2, 5],                      # the K of the code theorems (absent: none run)
       "code_primitives": ["add", ...],         # the jaxpr primitives their traces reached
-      "sources": {"lsbench/losses/uniform.py": "<sha256>", ...},   # what was verified
+      "sources": {"lsbench/losses/recipes/uniform.py": "<sha256>", ...},   # what was verified
       "sources_sha256": "<sha256 of the sorted path:digest lines>",
       "totals": {"theorems": int, "proved": int, "failed": int, "symbolic": int,
                  "instances": int, "code": int, "findings": int, "seconds": float},

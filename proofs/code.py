@@ -240,13 +240,27 @@ def trace(fn: Callable, example_args: Sequence):
 REACHED: set = set()  #: every primitive the code theorems' traces have reached (this process and workers)
 
 
-def run(fn: Callable, example_args: Sequence, symbolic_args: Sequence, **evaluator_options):
-    """Trace ``fn`` on the example arguments and evaluate the trace on the symbolic ones."""
-    ev = jx.Evaluator(**evaluator_options)
+GENERIC_ASSUMED: set = set()  #: the parameter expressions the traces assumed non-zero (generic position)
+
+
+def run(fn: Callable, example_args: Sequence, symbolic_args: Sequence, *, params_from: int = 1,
+        **evaluator_options):
+    """Trace ``fn`` on the example arguments and evaluate the trace on the symbolic ones.
+
+    ``symbolic_args[params_from:]`` are the parameters (ε, α, weights, dense labels): a
+    comparison of one with 0 that only a value could decide is taken in generic position
+    (non-zero, see :data:`GENERIC`).
+    """
+    generic = set()
+    for a in symbolic_args[params_from:]:
+        for x in np.asarray(a, dtype=object).ravel():
+            generic |= getattr(x, "free_symbols", set())
+    ev = jx.Evaluator(generic=generic, **evaluator_options)
     try:
         return ev.closed(trace(fn, example_args), [jx.as_object(a) for a in symbolic_args])
     finally:
         REACHED.update(ev.seen)
+        GENERIC_ASSUMED.update(ev.assumed_nonzero)
 
 
 def compare(code: np.ndarray, spec: np.ndarray, label: str) -> list[Claim]:
@@ -278,5 +292,7 @@ def code_theorem(recipe: str, name: str, statement: str, build_k: Callable[[int]
                 raise RuntimeError(f"{recipe}.{name} K={k}: {type(exc).__name__}: {exc}") from exc
         return claims
 
+    generic = r"\text{parameters in generic position (a coefficient compared with 0 is non-zero)}"
+    assumptions = ", ".join(x for x in (assumptions, generic if recipe != "distillation" else "") if x)
     a = rf"K \in \{{{', '.join(map(str, ks))}\}}" + (r",\ " + assumptions if assumptions else "")
     return Theorem(recipe, name, statement, build, a, note=note, allow_instances=False, method="code")

@@ -43,7 +43,7 @@ def chunked_call(recipe: str, chunk_size: int):
 
     def call(kind, logits, labels, **kw):
         fn = chunked.per_example if kind == "per_example" else chunked.loss
-        return fn(recipe, logits, labels, chunk_size=chunk_size, **kw)
+        return fn(logits, labels, recipe=recipe, chunk_size=chunk_size, **kw)
     return call
 
 
@@ -113,7 +113,8 @@ def linear_claims(recipe: str, K: int, dtype: str, chunk_size: int) -> list:
         return call("per_example", h, w, labels, epsilon=e, **kw), loss(h, w, e), jax.grad(loss, (0, 1))(h, w, e)
 
     dt = jnp.dtype(dtype)
-    outs = cd.run(program, [jnp.zeros((n, HIDDEN), dt), jnp.zeros((HIDDEN, K), dt), 0.1], [H, Wt, kn.eps])
+    outs = cd.run(program, [jnp.zeros((n, HIDDEN), dt), jnp.zeros((HIDDEN, K), dt), 0.1], [H, Wt, kn.eps],
+                  params_from=2)
     rows, stopped = cr._row_specs(spec, b, {"epsilon": kn.eps})
     logits = H.dot(Wt)
     to_code = {b.Z[ix]: logits[ix] for ix in np.ndindex(n, K)}

@@ -145,9 +145,11 @@ SPECS = (
     Spec("fastreid", "adaptive", _fastreid_adaptive,
          params={"epsilon": (lambda K: EPS_ADAPTIVE, lambda K: -1.0), **ALPHA},
          assume_nonzero=True, assumptions=NONZERO + r",\ \varepsilon < 0"),
+    Spec("fastreid", "adaptive_flag", _fastreid_adaptive,
+         params={"epsilon": (lambda K: EPS_NONNEGATIVE, lambda K: 0.1), **ALPHA}, static={"adaptive": True},
+         assume_nonzero=True, assumptions=NONZERO + r",\ \text{adaptive=True}"),
     Spec("speech_transformer", "", _plain(p_speech), params=EPS, ignore_index=-1),
-    Spec("self_correction", "", _self_correction, params={**EPS, **ALPHA}, ignore_index=None,
-         per_example=False),
+    Spec("self_correction", "", _self_correction, params={**EPS, **ALPHA}, per_example=False),
 )
 
 
@@ -304,6 +306,12 @@ def tf_onehot_claims(K: int, dtype: str) -> list:
             + cd.compare(outs[3], cd.gradient_spec(total, Y, {}, to_code), f"{label} grad[labels]"))
 
 
+#: distillation's float-only forms, decided as the regime the theorem states (DISTILL_REGIME): the exact
+#: ``expm1`` form of φ (not its truncated series for |b| ≤ 1/2), the log1p form (not the log-sum-exp one
+#: for min b < −60, equal over the reals) and an inactive clamp ``max(KL, 0)`` (KL ≥ 0)
+DISTILL_BRANCHES = {("le", 0.5): False, ("lt", -60.0): False, ("max", 0.0): 0}
+DISTILL_REGIME = (r"T > 0,\ \min_j b_j \ge -60,\ |b_j| > \tfrac12 \text{ (the expm1 form of } \varphi"
+                  r"\text{; its series and the log-sum-exp fallback are float-only forms, not proved)}")
 TEMPERATURE_KS = (2, 3)  #: K for which ∂L/∂T is checked too (its residuals are the costliest to reduce)
 
 
@@ -332,7 +340,7 @@ def distillation_claims(K: int, dtype: str) -> list:
 
     z0 = jnp.zeros((n, K), jnp.dtype(dtype))
     code_in = [np.vectorize(lambda v: v.xreplace(to_code), otypes=[object])(X) for X in (S, Tt)]
-    outs = cd.run(program, [z0, z0, 2.0], [*code_in, T])
+    outs = cd.run(program, [z0, z0, 2.0], [*code_in, T], branches=DISTILL_BRANCHES)
     row = cd.concrete_row(K, DISTILL_FAMILIES, onehot=False)
     L = T**2 * p_distillation.kl(row, T)
     rows = [cd.on_row(L, row, {"s": list(S[i]), "t": list(Tt[i])}) if keep[i] else sp.Integer(0) for i in range(n)]
@@ -365,7 +373,7 @@ def theorems(recipes=None, dtypes=DTYPES, ks=cd.KS) -> list[kn.Theorem]:
             # bfloat16 only converts at the kernel's edges; K = 2, 3 keep verify within its time budget
             dks = ks if dt == "float32" else tuple(k for k in ks if k <= 3) or ks
             out.append(cd.code_theorem("distillation", f"code_fused_{dt}", statement.format("fused", dt),
-                                       lambda k, dt=dt: distillation_claims(k, dt), r"T > 0", ks=dks,
+                                       lambda k, dt=dt: distillation_claims(k, dt), DISTILL_REGIME, ks=dks,
                                        note="gradients in student and teacher logits for every K; "
                                             f"in T for K in {TEMPERATURE_KS}"))
     return out

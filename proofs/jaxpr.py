@@ -232,8 +232,16 @@ class Evaluator:
     """Evaluates jaxprs on object arrays. ``shift``: see the module docstring."""
 
     def __init__(self, *, shift: bool = True, fresh: Callable[[], sp.Symbol] | None = None,
-                 assume_nonzero: bool = False):
+                 assume_nonzero: bool = False, generic=frozenset(), branches=None):
         self.shift = shift
+        #: ``{(primitive, constant): outcome}``: how an undecidable comparison with that constant (outcome:
+        #: bool) or ``max``/``min`` with it (outcome: the operand index) is decided -- a regime the caller
+        #: must state as an assumption (e.g. distillation's float-only fallback forms)
+        self.branches = dict(branches or {})
+        #: parameter symbols in generic position: an undecidable ``x == y`` whose difference involves
+        #: only these is decided False (``P.times``' ``c == 0`` for ε ∉ {0, 1}); each one is recorded
+        self.generic = frozenset(generic)
+        self.assumed_nonzero: set = set()
         #: decide an undecidable ``x == y`` as False (``x ≠ y``): a generic-position assumption the
         #: caller must state (fast-reid counts the rows whose loss is non-zero)
         self.assume_nonzero = assume_nonzero
@@ -280,6 +288,17 @@ class Evaluator:
                     o = np.broadcast_to(o, shape).copy()
                 write(v, o)
         return [read(v) for v in jaxpr.outvars]
+
+    def branch(self, eqn, constant, what: str):
+        """The stated outcome of an undecidable ``eqn`` against the number ``constant`` (see ``branches``).
+
+        Keyed by the primitive and the constant (a custom VJP's inner equations carry only their call
+        site, so a source function cannot name them); anything not listed raises SymbolicBranch.
+        """
+        key = (eqn.primitive.name, float(constant)) if getattr(constant, "is_number", False) else None
+        if key not in self.branches:
+            raise SymbolicBranch(what)
+        return self.branches[key]
 
     def closed(self, closed_jaxpr, args):
         return self.run(closed_jaxpr.jaxpr, closed_jaxpr.consts, args)

@@ -111,6 +111,8 @@ def _extremum(kind):
             a, b = number(a), number(b)
             if (a.is_number and b.is_number) or a == neutral or b == neutral:
                 return pick(a, b)
+            if a.is_number or b.is_number:  # a clamp, not a running maximum: only a stated regime decides it
+                return (a, b)[ev.branch(eqn, a if a.is_number else b, f"{kind}({a}, {b}) of a symbolic value")]
             # a running maximum (chunked, online logsumexp) is a shift too: see the module docstring
             return ev.fresh() if ev.shift else pick(a, b)
         return elementwise_map(one, *ins)
@@ -129,7 +131,13 @@ def _clamp(ev, eqn, ins):
 
 def _comparison(op):
     def f(ev, eqn, ins):
-        return elementwise_map(lambda a, b: compare_entries(op, number(a), number(b), f"comparison {op}"), *ins)
+        def one(a, b):
+            try:
+                return compare_entries(op, number(a), number(b), f"comparison {op}")
+            except SymbolicBranch as exc:
+                a, b = number(a), number(b)
+                return bool(ev.branch(eqn, b if b.is_number else a, str(exc)))
+        return elementwise_map(one, *ins)
     return f
 
 
@@ -142,6 +150,10 @@ def _equal(ev, a, b, what):
         return compare_entries("eq", number(a), number(b), what)
     except SymbolicBranch:
         if ev.assume_nonzero:
+            return False
+        diff = sp.expand(number(a) - number(b))
+        if diff.free_symbols and diff.free_symbols <= ev.generic:
+            ev.assumed_nonzero.add(diff)
             return False
         raise
 

@@ -81,9 +81,9 @@ def test_certificate_digests_detect_a_changed_source(tmp_path):
         shutil.copytree(certificate.REPO / d, tmp_path / d, ignore=shutil.ignore_patterns("__pycache__"))
     cert = {"sources": certificate.source_digests(tmp_path)}
     assert certificate.stale_sources(cert, tmp_path) == []
-    target = tmp_path / "lsbench" / "losses" / "off_target.py"
+    target = tmp_path / "lsbench" / "losses" / "recipes" / "off_target.py"
     target.write_text(target.read_text() + "\n# changed\n")
-    assert certificate.stale_sources(cert, tmp_path) == ["lsbench/losses/off_target.py"]
+    assert certificate.stale_sources(cert, tmp_path) == ["lsbench/losses/recipes/off_target.py"]
     assert certificate.stale_sources({}, tmp_path) is None  # a certificate from before the digests
     assert json.dumps(cert)  # plain JSON
 

@@ -91,11 +91,13 @@ def check_num_classes(num_classes: int, minimum: int, recipe: str) -> None:
 
 def _bad_labels(labels, num_classes: int, ignore_index, where):
     """Boolean mask of labels outside ``[0, K)`` that are neither ignored nor masked out."""
+    # NumPy for concrete labels: jnp ops would be staged out (tracers) when called under a trace.
+    xp = np if isinstance(labels, np.ndarray) else jnp
     bad = (labels < 0) | (labels >= num_classes)
     if ignore_index is not None:
         bad = bad & (labels != ignore_index)
     if where is not None:
-        bad = bad & jnp.broadcast_to(jnp.asarray(where, dtype=bool), jnp.shape(labels))
+        bad = bad & xp.broadcast_to(xp.asarray(where, dtype=bool), xp.shape(labels))
     return bad
 
 
