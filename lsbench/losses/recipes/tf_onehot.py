@@ -7,6 +7,10 @@ Labels are a one-hot or probability matrix ``Y[..., K]``::
 Closed form (``lse = logsumexp(z)``, ``S = Σ_j z_j``, ``ΣY = Σ_j Y_j``)::
 
     L = ((1 − ε)·ΣY + ε)·lse − (1 − ε)·Σ_j Y_j z_j − (ε/K)·S
+      = (1 − ε)·Σ_j Y_j·(lse − z_j) + ε·(lse − S/K)
+
+The code reduces the second form (non-negative terms ``−log p_j``, no
+cancellation), each sum read straight from ``z`` and ``Y``.
 
 Gradient ``(ΣY')·softmax(z) − Y'``; for rows of ``Y`` that sum to 1 this is
 ``softmax(z) − Y'``. For one-hot ``Y`` the recipe equals ``uniform``. Rows of
@@ -26,40 +30,59 @@ from lsbench.losses import recipe_api
 
 
 def _fwd_values(z, y):
+    """``(m, lse, ce, mean)`` and ``ΣY`` per row: ``ce = Σ_j Y_j·(lse − (z_j − m)) = −Σ_j Y_j log p_j``.
+
+    Each reduction reads ``z`` (and ``Y``) itself, converting 16-bit inputs inside
+    its own loop; the optimisation barriers (as in
+    :func:`lsbench.losses.primitives.row_stats`) keep XLA from sharing, and so
+    materialising, one ``z − m`` between the passes; they change no value.
+    ``ΣY`` is only the backward's residual (the loss needs no ``ΣY``). Measured on
+    XLA:CPU (JAX 0.10): XLA still writes the ``ce`` terms once, as a float32
+    ``[..., K]`` array, because it merges the row sum into the batch mean's
+    reduction, and for 16-bit ``Y`` the product for ``ΣY`` reads a float32 copy of ``Y``.
+    """
     dt = P.compute_dtype(z.dtype)
     k = z.shape[-1]
-    zc = z.astype(dt)
-    m = P.safe_shift(jax.lax.stop_gradient(jnp.max(zc, axis=-1)))
-    d = zc - m[..., None]
-    yc = y.astype(dt)
-    lse = jnp.log(jnp.sum(jnp.exp(d), axis=-1))
-    # Both sums from the exactly scaled z·s − m·s: z − m overflows for logits near ±3e38.
+    m = P.safe_shift(jax.lax.stop_gradient(jnp.max(z, axis=-1)).astype(dt))
+    lse = jnp.log(jnp.sum(jnp.exp(z.astype(dt) - m[..., None]), axis=-1))
+    zc, yc, mc = jax.lax.optimization_barrier((z, y, m))
+    # ce from non-negative terms −log p_j: no cancellation. P.times: a class with
+    # Y_j = 0 and a −inf logit contributes 0, not 0·inf = NaN.
+    ce = jnp.sum(P.times(yc.astype(dt), lse[..., None] - (zc.astype(dt) - mc[..., None])), axis=-1)
+    # ΣY as a matrix-vector product: as a row sum, XLA fuses it into the gradient pass
+    # and materialises z − m (and for 16-bit Y a float32 copy of Y) there (measured).
+    ysum = jax.lax.dot_general(y, jnp.ones((k,), y.dtype), (((y.ndim - 1,), (0,)), ((), ())),
+                               preferred_element_type=dt)
+    # The class mean from the exactly scaled z·s − m·s: z − m overflows for logits near ±3e38.
     s = P.sum_scale(k)
-    scaled = zc * s - (m * s)[..., None]
+    scaled = jax.lax.optimization_barrier(z).astype(dt) * s - (m * s)[..., None]
     _, mean = P.finish_sums(jnp.sum(scaled, axis=-1), k)
-    # P.times: a class with Y_j = 0 and a −inf logit contributes 0, not 0·(−inf) = NaN.
-    return m, lse, jnp.sum(P.times(yc, scaled), axis=-1) * (1 / s), jnp.sum(yc, axis=-1), mean
+    return (m, lse, ce, mean), ysum
 
 
 @jax.custom_vjp
 def _dense_stats(z, y, keep):
-    """``(m, lse, Σ Y_j (z_j − m), ΣY, mean_j (z_j − m))`` per row, m constant."""
-    return _fwd_values(z, y)
+    """``(m, lse, −Σ Y_j log p_j, mean_j (z_j − m))`` per row, m constant."""
+    return _fwd_values(z, y)[0]
 
 
 def _dense_stats_fwd(z, y, keep):
-    out = _fwd_values(z, y)
-    return out, (z, y, keep, out[0], out[1])
+    out, ysum = _fwd_values(z, y)
+    return out, (z, y, keep, out[0], out[1], ysum)
 
 
 def _dense_stats_bwd(res, g):
-    z, y, keep, m, lse = res
-    _, g_lse, g_yz, g_ysum, g_mean = g
+    z, y, keep, m, lse, ysum = res
+    _, g_lse, g_ce, g_mean = g
     dt = P.compute_dtype(z.dtype)
+    # See _fwd_values: no z − m shared with the forward (lse makes this barrier differ from
+    # the forward's, which CSE would otherwise merge it with).
+    z, y, m, _ = jax.lax.optimization_barrier((z, y, m, lse))
     d = z.astype(dt) - m[..., None]
-    gz = g_lse[..., None] * jnp.exp(d - lse[..., None]) + g_yz[..., None] * y.astype(dt) \
-        + (g_mean / z.shape[-1])[..., None]
-    gy = g_yz[..., None] * d + g_ysum[..., None]
+    # ∂ce/∂z = ΣY·softmax − Y, ∂lse/∂z = softmax: one pass writes (ḡ_lse + ḡ_ce·ΣY)·p − ḡ_ce·Y + ḡ_mean/K.
+    scale = (g_lse + g_ce * ysum) * jnp.exp(-lse)
+    gz = scale[..., None] * jnp.exp(d) - g_ce[..., None] * y.astype(dt) + (g_mean / z.shape[-1])[..., None]
+    gy = g_ce[..., None] * (lse[..., None] - d)  # ∂ce/∂Y_j = −log p_j
     if keep is not None:  # masked rows get exact zeros whatever they hold
         gz = jnp.where(keep[..., None], gz, jnp.zeros((), dt))
         gy = jnp.where(keep[..., None], gy, jnp.zeros((), dt))
@@ -73,8 +96,8 @@ _dense_stats.defvjp(_dense_stats_fwd, _dense_stats_bwd)
 def _rows(logits, labels, mask, epsilon):
     dt = P.compute_dtype(logits.dtype)
     eps = jnp.asarray(epsilon, dt)
-    _, lse, yz, ysum, mean = _dense_stats(logits, labels, mask)
-    rows = ((1 - eps) * ysum + eps) * lse - P.times(1 - eps, yz) - P.times(eps, mean)
+    _, lse, ce, mean = _dense_stats(logits, labels, mask)
+    rows = P.times(1 - eps, ce) + P.times(eps, lse - mean)
     return P.apply_mask(rows, mask)
 
 
