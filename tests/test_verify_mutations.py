@@ -63,7 +63,7 @@ MUTATIONS = [
      "jnp.asarray(adaptive) | (eps < 0)", "(eps < 0)",
      [("fastreid", "code_adaptive_flag_fused_float32")]),
     ("tf_onehot_label_gradient_drops_mass", "lsbench/losses/recipes/tf_onehot.py",
-     "gy = g_yz[..., None] * d + g_ysum[..., None]", "gy = g_yz[..., None] * d",
+     "gy = g_ce[..., None] * (lse[..., None] - d)", "gy = g_ce[..., None] * (-d)",
      [("tf_onehot", "code_fused_float32")]),
     ("self_correction_weights_carry_gradient", "lsbench/losses/self_correction.py",
      "w = jax.lax.stop_gradient(_weights_from_logits(logits, safe, alpha, clip, rows.dtype))",
