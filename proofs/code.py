@@ -149,9 +149,42 @@ def is_exact_zero(expr: sp.Basic) -> bool:
         return sp.cancel(sp.together(e)) == 0
 
 
-def same(code, spec, label: str) -> Claim:
-    """The claim ``code − spec = 0``, checked by :func:`is_exact_zero`."""
-    return Claim(sp.sympify(code) - sp.sympify(spec), "zero", label, decide=is_exact_zero, instances=False)
+def exp_normal_form(expr: sp.Basic) -> sp.Basic:
+    """``expr`` with every power of symbolic exponent written ``exp(e·log x)`` and every ``exp``
+    of a sum split into a product (``expand(power_exp=True)``).
+
+    Valid for positive bases (the batches' entries and shifts are positive symbols); it makes
+    ``m^{1/T}`` and ``exp(log(m)/T)`` one atom, and turns ``e^{−b_k} = e^{−a_k}·e^{ā}`` into
+    products, so a log of such a sum factors into logs of exponentials (which :func:`normal_form` splits).
+    """
+    e = expr.replace(lambda x: x.is_Pow and not x.exp.is_Rational,
+                     lambda x: sp.exp(x.exp * sp.expand_log(sp.log(x.base), force=False)))
+    return sp.expand(e, power_exp=True)
+
+
+def is_exact_zero_exp(expr: sp.Basic) -> bool:
+    """:func:`is_exact_zero` after :func:`exp_normal_form` (for distillation's ``log1p(Σ q φ(b))``).
+
+    Otherwise: the remaining ``exp`` atoms become independent positive symbols (a rational
+    function that vanishes identically in them vanishes at their values), each term is put
+    over its own denominator, and the whole residual over one common denominator must
+    expand to 0 (terms in the shifts alone, with no batch-entry symbol, cancel across rows).
+    """
+    e = exp_normal_form(expr)
+    if is_exact_zero(e):
+        return True
+    e = normal_form(e)
+    atoms = sorted(e.atoms(sp.exp), key=sp.default_sort_key)
+    e = e.xreplace({x: sp.Dummy(f"exp{i}", positive=True) for i, x in enumerate(atoms)})
+    try:
+        return over_common_denominator(sp.Add(*[sp.together(t) for t in sp.Add.make_args(e)])) == 0
+    except sp.PolynomialError:
+        return False
+
+
+def same(code, spec, label: str, decide: Callable = is_exact_zero) -> Claim:
+    """The claim ``code − spec = 0``, checked by ``decide`` (:func:`is_exact_zero`)."""
+    return Claim(sp.sympify(code) - sp.sympify(spec), "zero", label, decide=decide, instances=False)
 
 
 # --------------------------------------------------------------------------
@@ -263,11 +296,11 @@ def run(fn: Callable, example_args: Sequence, symbolic_args: Sequence, *, params
         GENERIC_ASSUMED.update(ev.assumed_nonzero)
 
 
-def compare(code: np.ndarray, spec: np.ndarray, label: str) -> list[Claim]:
+def compare(code: np.ndarray, spec: np.ndarray, label: str, decide: Callable = is_exact_zero) -> list[Claim]:
     code, spec = np.asarray(code, dtype=object), np.asarray(spec, dtype=object)
     if code.shape != spec.shape:
         raise ValueError(f"{label}: the code's output has shape {code.shape}, the spec's {spec.shape}")
-    return [same(code[ix], spec[ix], f"{label}{list(ix) if ix else ''}") for ix in np.ndindex(code.shape)]
+    return [same(code[ix], spec[ix], f"{label}{list(ix) if ix else ''}", decide) for ix in np.ndindex(code.shape)]
 
 
 def gradient_spec(loss: sp.Basic, wrt: np.ndarray, stopped: dict, to_code: dict) -> np.ndarray:

@@ -17,7 +17,12 @@ For symbolic K (see :mod:`proofs.kernel`):
 * ``tutorial_log_softmax_underflow`` (finding): the tutorials' ``log(softmax(s/T))`` is
   exactly ``s/T − lse(s/T)``, but at ``K = 2``, ``s/T = (0, −800)`` the probability
   ``e⁻⁸⁰⁰/(1 + e⁻⁸⁰⁰)`` is below half the smallest float64 subnormal (``2⁻¹⁰⁷⁵``), so it
-  rounds to 0 and its log is ``−∞`` while ``log_softmax`` is about ``−800``.
+  rounds to 0 and its log is ``−∞`` while ``log_softmax`` is about ``−800``;
+* ``phi_series_bound``: the code's short series for ``φ(b) = e^{−b} − 1 + b`` at ``|b| ≤ 1/2`` is
+  the degree-8 Taylor polynomial ``P8(b) = Σ_{n=2}^{8} (−b)^n/n!`` and
+  ``|φ(b) − P8(b)| ≤ ρ·φ(b)`` with ``ρ = 2e·2⁻⁷/9! < 2⁻²³`` (Lagrange remainders:
+  ``|φ − P8| ≤ e^{1/2}|b|⁹/9!`` and ``φ(b) ≥ e^{−1/2} b²/2``), so the series stays within
+  float32's unit roundoff of φ.
 
 The limits are taken with ``u = 1/T → 0``: ``T·(p_j − q_j) = g(u)/u`` and
 ``T²·KL = f(u)/u²`` with ``f``, ``g`` analytic at ``u = 0`` (finite sums of
@@ -100,6 +105,59 @@ def limit_claims(f, power: int, expected, label: str, given=None):
     return claims
 
 
+PHI_SERIES_DEGREE = 8  #: the degree of the code's series for φ (lsbench.losses.recipes.distillation)
+PHI_SERIES_RADIUS = sp.Rational(1, 2)  #: the series is taken for |b| ≤ 1/2 (float32, bfloat16)
+
+
+def phi(b):
+    """``φ(b) = e^{−b} − 1 + b`` (``KL = log1p(Σ_j q_j φ(b_j))`` in the code)."""
+    return sp.exp(-b) - 1 + b
+
+
+def phi_series(b, degree=PHI_SERIES_DEGREE):
+    """``P8(b) = Σ_{n=2}^{degree} (−b)^n/n!``: the Taylor polynomial of φ at 0."""
+    return sp.Add(*[(-b) ** n / sp.factorial(n) for n in range(2, degree + 1)])
+
+
+def phi_series_ratio(radius=PHI_SERIES_RADIUS, degree=PHI_SERIES_DEGREE):
+    """``ρ = 2e·r^{degree−1}/(degree+1)!``: ``|φ − P|/φ ≤ ρ`` on ``|b| ≤ r`` (see ``phi_series_claims``)."""
+    return 2 * sp.exp(2 * radius) * radius ** (degree - 1) / sp.factorial(degree + 1)
+
+
+def phi_series_claims() -> list:
+    r"""``|φ(b) − P8(b)| ≤ ρ φ(b)`` for ``|b| ≤ r = 1/2``.
+
+    Taylor's theorem with Lagrange remainder, about 0, for ``f(b) = e^{−b}``:
+    ``φ(b) = f''(ξ) b²/2`` and ``φ(b) − P8(b) = f⁽⁹⁾(ξ') b⁹/9!`` for some ``ξ, ξ'`` between 0 and b.
+    The checker proves ``φ(0) = φ'(0) = 0``, ``φ'' = e^{−b}``, that ``P8`` is φ's Taylor
+    polynomial (``(φ − P8)⁽ⁿ⁾(0) = 0`` for ``n ≤ 8``), ``(φ − P8)⁽⁹⁾ = −e^{−b}``; then
+    ``e^{−ξ} ≥ e^{−r}`` and ``|e^{−ξ'}| ≤ e^{r}`` on ``|ξ| ≤ r`` give
+    ``|φ − P8|/φ ≤ e^{r}|b|⁹/9! / (e^{−r} b²/2) = 2e^{2r}|b|⁷/9! ≤ ρ``; finally ``ρ < 2⁻²³``
+    exactly (e as ``sympy.E``, rationals exact).
+    """
+    b = sp.Symbol("b", real=True)
+    r = PHI_SERIES_RADIUS
+    rest = phi(b) - phi_series(b)
+    rho = phi_series_ratio()
+    horner = (lambda x: x * x * (sp.Rational(1, 2) + x * (sp.Rational(1, 6) + x * (sp.Rational(1, 24) + x * (
+        sp.Rational(1, 120) + x * (sp.Rational(1, 720) + x * (sp.Rational(1, 5040) + x / 40320)))))))(-b)
+    d = rest
+    taylor = []
+    for n in range(PHI_SERIES_DEGREE + 1):
+        taylor.append(zero(d.subs(b, 0), f"(phi - P8)^({n})(0) = 0"))
+        d = sp.diff(d, b)
+    return [
+        zero(phi(b).subs(b, 0), "phi(0) = 0"),
+        zero(sp.diff(phi(b), b).subs(b, 0), "phi'(0) = 0"),
+        zero(sp.diff(phi(b), b, 2) - sp.exp(-b), "phi'' = e^-b (so phi = e^-xi b^2/2)"),
+        zero(sp.expand(horner - phi_series(b)), "the code's Horner form is P8"),
+        *taylor,
+        zero(d + sp.exp(-b), "(phi - P8)^(9) = -e^-b (so |phi - P8| <= e^r |b|^9/9!)"),
+        zero(sp.exp(r) / sp.factorial(9) / (sp.exp(-r) / 2) * r**7 - rho, "ratio of the bounds at |b| = r is rho"),
+        holds(rho < sp.Rational(1, 2**23), "rho = 2e 2^-7/9! < 2^-23"),
+    ]
+
+
 def theorems() -> list[Theorem]:
     row = Row.split(FAMILIES, keys=("k",), label=None)
     A = r"K \in \mathbb{Z},\ K \ge 2,\ T > 0"
@@ -172,4 +230,9 @@ def theorems() -> list[Theorem]:
                 underflow, A + r";\ \text{witness } K = 2,\ s/T = (0, -800)", finding=True,
                 note="the tutorials' log(softmax(s/T)) underflows to -inf (float64 rounds e^-800 to 0) "
                      "where log_softmax is finite; lsbench computes the log-space form"),
+        Theorem(RECIPE, "phi_series_bound",
+                r"|b| \le \tfrac12:\ |\varphi(b) - P_8(b)| \le \rho\,\varphi(b),\ "
+                r"\rho = \tfrac{2e\,2^{-7}}{9!} < 2^{-23},\ \varphi(b) = e^{-b} - 1 + b,\ "
+                r"P_8(b) = \textstyle\sum_{n=2}^{8} (-b)^n/n!",
+                phi_series_claims, r"b \in \mathbb{R},\ |b| \le \tfrac12"),
     ]

@@ -21,6 +21,7 @@ import pytest
 import sympy as sp
 
 import proofs
+from proofs.code import ROOT
 from lsbench import cli
 from lsbench.commands import verify
 from lsbench.losses import RECIPES

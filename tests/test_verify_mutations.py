@@ -84,6 +84,9 @@ MUTATIONS = [
     ("linear_hidden_gradient_sign", "lsbench/losses/linear.py",
      "dh = dh + lax.dot_general(dz, wc.astype(dt)", "dh = dh - lax.dot_general(dz, wc.astype(dt)",
      [("uniform", "code_linear_float32")]),
+    ("distillation_teacher_gradient_sign", "lsbench/losses/recipes/distillation.py",
+     "gt = (g * temp)[..., None] * q * b", "gt = -(g * temp)[..., None] * q * b",
+     [("distillation", "code_fused_float32")]),
 ]
 
 WORKER = textwrap.dedent(r'''
