@@ -37,12 +37,16 @@ INTEGER_LABEL_ARGS = """labels: ``[...]`` integer class indices in ``[0, K)``; u
       ignore_index: label value whose rows are excluded, or None.
       where: boolean ``[...]`` mask of rows to keep (broadcastable)."""
 
+SMOOTHED_LABEL_ARGS = INTEGER_LABEL_ARGS + """
+      epsilon: smoothing ε in ``[0, 1]``."""
+
 PER_EXAMPLE_RETURNS = """Returns:
       ``[...]`` losses in float32 (float64 for float64 logits); masked rows are 0."""
 
 
 def shared_docs(fn):
-    """Fill the ``{INTEGER_LABEL_ARGS}`` and ``{PER_EXAMPLE_RETURNS}`` markers of ``fn``'s docstring."""
-    fn.__doc__ = fn.__doc__.replace("{INTEGER_LABEL_ARGS}", INTEGER_LABEL_ARGS).replace(
+    """Fill the ``{SMOOTHED_LABEL_ARGS}``, ``{INTEGER_LABEL_ARGS}`` and ``{PER_EXAMPLE_RETURNS}`` markers of ``fn``'s docstring."""
+    fn.__doc__ = fn.__doc__.replace("{SMOOTHED_LABEL_ARGS}", SMOOTHED_LABEL_ARGS).replace(
+        "{INTEGER_LABEL_ARGS}", INTEGER_LABEL_ARGS).replace(
         "{PER_EXAMPLE_RETURNS}", PER_EXAMPLE_RETURNS)
     return fn

@@ -126,13 +126,8 @@ def _prepare(student, teacher, temperature, where):
     return student, teacher, mask
 
 
-def distillation(
-    student_logits: jax.Array,
-    teacher_logits: jax.Array,
-    *,
-    temperature: float = 2.0,
-    where: jax.Array | None = None,
-) -> jax.Array:
+def distillation(student_logits: jax.Array, teacher_logits: jax.Array, *, temperature: float = 2.0,
+                 where: jax.Array | None = None) -> jax.Array:
     r"""Per-example ``T²·KL(softmax(t/T) ‖ softmax(s/T))`` (Hinton et al.'s distillation loss).
 
     .. math::

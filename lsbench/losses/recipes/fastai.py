@@ -37,14 +37,8 @@ check_params = P.check_epsilon_param
 
 
 @recipe_api.shared_docs
-def fastai(
-    logits: jax.Array,
-    labels: jax.Array,
-    *,
-    epsilon: float = 0.1,
-    ignore_index: int | None = None,
-    where: jax.Array | None = None,
-) -> jax.Array:
+def fastai(logits: jax.Array, labels: jax.Array, *, epsilon: float = 0.1, ignore_index: int | None = None,
+           where: jax.Array | None = None) -> jax.Array:
     r"""Per-example ``ε·mean_j(−log p_j) + (1−ε)·(−log p_y)``, fastai's ``LabelSmoothingCrossEntropy``.
 
     .. math::
@@ -56,8 +50,7 @@ def fastai(
 
     Args:
       logits: ``[..., K]`` floating logits.
-      {INTEGER_LABEL_ARGS}
-      epsilon: smoothing ε in ``[0, 1]``.
+      {SMOOTHED_LABEL_ARGS}
 
     {PER_EXAMPLE_RETURNS}
 

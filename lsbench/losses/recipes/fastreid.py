@@ -53,16 +53,9 @@ def reduce(rows, mask=None, norm=None):
 
 
 @recipe_api.shared_docs
-def fastreid(
-    logits: jax.Array,
-    labels: jax.Array,
-    *,
-    epsilon: float = 0.1,
-    alpha: float = 0.2,
-    adaptive: bool = False,
-    ignore_index: int | None = None,
-    where: jax.Array | None = None,
-) -> jax.Array:
+def fastreid(logits: jax.Array, labels: jax.Array, *, epsilon: float = 0.1, alpha: float = 0.2,
+             adaptive: bool = False, ignore_index: int | None = None,
+             where: jax.Array | None = None) -> jax.Array:
     r"""Per-example fast-reid loss: fixed ε, or adaptive ``ε_i = α·p_y`` (a constant), spread as ε/(K−1).
 
     .. math::

@@ -46,14 +46,8 @@ def check_params(num_classes: int, *, epsilon, **_):
 
 
 @recipe_api.shared_docs
-def off_target(
-    logits: jax.Array,
-    labels: jax.Array,
-    *,
-    epsilon: float = 0.1,
-    ignore_index: int | None = None,
-    where: jax.Array | None = None,
-) -> jax.Array:
+def off_target(logits: jax.Array, labels: jax.Array, *, epsilon: float = 0.1,
+               ignore_index: int | None = None, where: jax.Array | None = None) -> jax.Array:
     r"""Per-example cross-entropy with ``1−ε`` on the label and ``ε/(K−1)`` on every other class.
 
     .. math::
@@ -63,8 +57,7 @@ def off_target(
 
     Args:
       logits: ``[..., K]`` floating logits, ``K ≥ 2``.
-      {INTEGER_LABEL_ARGS}
-      epsilon: smoothing ε in ``[0, 1]``.
+      {SMOOTHED_LABEL_ARGS}
 
     {PER_EXAMPLE_RETURNS}
 

@@ -40,14 +40,8 @@ check_params = P.check_epsilon_param
 
 
 @recipe_api.shared_docs
-def speech_transformer(
-    logits: jax.Array,
-    labels: jax.Array,
-    *,
-    epsilon: float = 0.1,
-    ignore_index: int | None = -1,
-    where: jax.Array | None = None,
-) -> jax.Array:
+def speech_transformer(logits: jax.Array, labels: jax.Array, *, epsilon: float = 0.1,
+                       ignore_index: int | None = -1, where: jax.Array | None = None) -> jax.Array:
     r"""Per-example ``cal_loss`` of kaituoxu/Speech-Transformer: ``q_y = 1−ε``, ``q_j = ε/K`` (mass 1 − ε/K).
 
     .. math::
@@ -57,8 +51,7 @@ def speech_transformer(
 
     Args:
       logits: ``[..., K]`` floating logits.
-      {INTEGER_LABEL_ARGS}
-      epsilon: smoothing ε in ``[0, 1]``.
+      {SMOOTHED_LABEL_ARGS}
 
     Returns:
       ``[...]`` losses in float32 (float64 for float64 logits); ignored rows are 0.

@@ -122,13 +122,8 @@ def _prepare(logits, labels, epsilon, where):
     return logits, labels, mask
 
 
-def tf_onehot(
-    logits: jax.Array,
-    labels: jax.Array,
-    *,
-    epsilon: float = 0.1,
-    where: jax.Array | None = None,
-) -> jax.Array:
+def tf_onehot(logits: jax.Array, labels: jax.Array, *, epsilon: float = 0.1,
+              where: jax.Array | None = None) -> jax.Array:
     r"""Per-example ``−Σ_j ((1−ε)·Y_j + ε/K)·log p_j`` for a dense label matrix ``Y`` (Keras ``label_smoothing``).
 
     .. math::

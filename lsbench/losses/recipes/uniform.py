@@ -108,17 +108,9 @@ def _torch_rows(logits, labels, mask, epsilon, z_loss, weight, label_weight):
 
 
 @recipe_api.shared_docs
-def uniform(
-    logits: jax.Array,
-    labels: jax.Array,
-    *,
-    epsilon: float = 0.1,
-    ignore_index: int | None = None,
-    where: jax.Array | None = None,
-    weight: jax.Array | None = None,
-    weight_mode: str = "example",
-    z_loss: float | None = None,
-) -> jax.Array:
+def uniform(logits: jax.Array, labels: jax.Array, *, epsilon: float = 0.1, ignore_index: int | None = None,
+            where: jax.Array | None = None, weight: jax.Array | None = None, weight_mode: str = "example",
+            z_loss: float | None = None) -> jax.Array:
     r"""Per-example cross-entropy with the uniformly smoothed target ``(1−ε)·onehot(y) + ε/K``.
 
     .. math::
@@ -132,8 +124,7 @@ def uniform(
 
     Args:
       logits: ``[..., K]`` floating logits (bf16/f16 computed in float32).
-      {INTEGER_LABEL_ARGS}
-      epsilon: smoothing ε in ``[0, 1]``.
+      {SMOOTHED_LABEL_ARGS}
       weight: optional ``[K]`` per-class weights.
       weight_mode: ``"example"`` (default) or ``"torch"``.
       z_loss: optional coefficient of ``logsumexp(z)²``.
