@@ -35,10 +35,10 @@ import numpy as np
 from lsbench.provenance import atomic_write_bytes
 from lsbench.report import figures as F
 from lsbench.report.fmt import DASH, excludes_zero, num, pm
-from lsbench.report.proofs import P, placeholder
+from lsbench.report.proofs import P
 from lsbench.report.recorded import entries, recording_status
 from lsbench.report.results import ResultFile, ResultsError, check_schema, need
-from lsbench.report.tables import Table
+from lsbench.report.tables import Table, placeholder
 
 SCHEMA = "lsbench/muller-results/1"
 EXPERIMENTS = ("calibration", "distillation", "representations")

@@ -20,10 +20,9 @@ from typing import Any, Mapping, Sequence
 from lsbench.published import PETS_ANCHORS
 from lsbench.report import figures as F
 from lsbench.report.fmt import DASH, excludes_zero, num, pm
-from lsbench.report.proofs import placeholder
 from lsbench.report.recorded import entries, recording_status
 from lsbench.report.results import PETS_SCHEMA, ResultFile, ResultsError, check_schema, need
-from lsbench.report.tables import Table
+from lsbench.report.tables import Table, placeholder
 
 PROFILES = ("frozen", "fastai")  # always present in the paper (placeholders when not recorded)
 COMMAND = "python -m lsbench reproduce pets"

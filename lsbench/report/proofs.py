@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 from lsbench.report.fmt import DASH, NOT_RECORDED
 from lsbench.report.results import PROOFS_SCHEMA, ResultFile, ResultsError, check_schema, need
-from lsbench.report.tables import Table
+from lsbench.report.tables import Table, placeholder
 from proofs import certificate as proof_certificate
 
 #: The peer columns of the catalogue, in order; a peer string matches a column when it
@@ -345,16 +345,6 @@ def every_theorem(cert: Certificate | None) -> tuple[str, str]:
     except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
         raise ResultsError(cert.file.path, f"verify's table renderer cannot use it ({type(exc).__name__}: {exc})"
                            ) from exc
-
-
-# --------------------------------------------------------------------------- placeholders
-
-
-def placeholder(name: str, caption: str, columns: Sequence[str], command: str, why: str = "") -> Table:
-    """A table with one row saying what is missing and the command that records it."""
-    cells = [NOT_RECORDED + (f" ({why})" if why else "") + f": run {command}"] + [""] * (len(columns) - 1)
-    return Table(name=name, caption=caption + " " + NOT_RECORDED.capitalize() + ".",
-                 columns=tuple(columns), rows=(tuple(cells),), shrink_only=True, ragged_notes=True)
 
 
 def cert_macros(cert: Certificate | None) -> dict[str, Any]:
