@@ -2,7 +2,7 @@ r"""The benchmark: cases, timing, memory and the results JSON (rendering lives i
 
 Used by ``python -m lsbench bench`` (:mod:`lsbench.commands.bench`) and by the
 pytest-benchmark files under ``benchmarks/`` (which time the same callables
-with pytest-benchmark instead of :func:`~lsbench.bench.measure.time_callable`).
+with pytest-benchmark instead of :func:`~lsbench.bench.measure.time_interleaved`).
 
 What is measured
 ================
@@ -143,7 +143,7 @@ from lsbench.bench.cases import (CHUNK_SIZE, DTYPES, EPSILON, FLOORS, LINEAR_CHU
                                  QUICK_CHUNK_SIZE, QUICK_LINEAR_SHAPES, QUICK_SHAPES, RECIPE_NAMES, SHAPES, Case,
                                  Inputs, Prepared, Skip, make_cases, parse_shape, prepare, select_cases, shape_str)
 from lsbench.bench.measure import (compute_ratios, evaluate_targets, find_result, relative_spread, summarize,
-                                   time_callable, time_interleaved)
+                                   time_interleaved)
 from lsbench.bench.memory import (RSS_ACCELERATOR_NOTE, RSS_MIN_BYTES, RSS_NAMES, measure_rss, measure_rss_here,
                                   rss_applies, wants_rss, xla_memory)
 from lsbench.bench.run import (SCHEMA, Settings, environment, machine_id, machine_name, noisy_cases, results_path,
@@ -155,6 +155,6 @@ __all__ = [
     "SCHEMA", "SHAPES", "Case", "Inputs", "Prepared", "Settings", "Skip", "compute_ratios", "environment",
     "evaluate_targets", "find_result", "machine_id", "machine_name", "make_cases", "measure_rss",
     "measure_rss_here", "noisy_cases", "parse_shape", "prepare", "relative_spread", "results_path", "rss_applies",
-    "run_suite", "select_cases", "shape_str", "summarize", "time_callable", "time_interleaved", "validate",
+    "run_suite", "select_cases", "shape_str", "summarize", "time_interleaved", "validate",
     "wants_rss", "write_results", "xla_memory",
 ]

@@ -5,11 +5,9 @@ by side: passes over all of them (alternating the order), each pass a few
 single calls per case, until the relative spread of every case's per-pass
 medians is within a bound (or a maximum number of passes, when the case is
 flagged noisy), so that a burst of load hits every candidate alike rather than
-whichever ran at the time. :func:`time_callable` times one
-:class:`~lsbench.bench.cases.Prepared` case alone (one untimed warm-up, then
-rounds of one call each); :func:`compute_ratios` divides
+whichever ran at the time; :func:`compute_ratios` divides
 each median by the floors and peers of its group; :func:`evaluate_targets`
-checks the issue's targets against the results. All three work on the result
+checks the issue's targets against the results. They work on the result
 records of the results JSON (see :mod:`lsbench.bench`), so the pytest-benchmark
 suite under ``benchmarks/`` reuses them on its own timings.
 """
@@ -44,17 +42,6 @@ def _one_call(prep: Prepared) -> float:
     dt = timer() - t0
     del out, args
     return dt
-
-
-def time_callable(prep: Prepared, *, min_rounds: int = 5, max_rounds: int = 50, min_time_s: float = 0.5,
-                  warmup: int = 1) -> dict:
-    """Median/IQR of single calls of one case alone (the setup of each round is not timed)."""
-    for _ in range(warmup):
-        _one_call(prep)
-    times: list[float] = []
-    while len(times) < max_rounds and (len(times) < min_rounds or sum(times) < min_time_s):
-        times.append(_one_call(prep))
-    return summarize(times)
 
 
 def relative_spread(medians: Sequence[float]) -> float:

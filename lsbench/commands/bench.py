@@ -37,7 +37,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from lsbench.provenance import REPO_ROOT
+
+REPO = REPO_ROOT
 
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 32), "MALLOC_TRIM_THRESHOLD_": str(1 << 32),
               "MALLOC_ARENA_MAX": "1"}

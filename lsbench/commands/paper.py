@@ -20,7 +20,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from lsbench.provenance import REPO_ROOT
+
+REPO = REPO_ROOT
 
 
 def add_arguments(parser):

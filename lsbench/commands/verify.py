@@ -34,12 +34,12 @@ import sys
 import time
 from pathlib import Path
 
-from lsbench.provenance import atomic_write_bytes, git_info
+from lsbench.provenance import REPO_ROOT, atomic_write_bytes, git_info
 from proofs.certificate import SCHEMA, combined_digest, counts, latex_table, markdown_table, source_digests
 
 __all__ = ["SCHEMA", "add_arguments", "certificate", "latex_table", "markdown_table", "run"]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 
 
 def _proofs():
