@@ -27,6 +27,7 @@ from lsbench.experiments.muller.data import (DataCtx, DatasetSkipped, class_name
                                              load_pets_features)
 from lsbench.experiments.muller.flags import UsageError, add_arguments, from_args
 from lsbench.experiments.muller.terminal import format_report
+from lsbench.experiments.pets import flags as pets_flags
 from lsbench.experiments.settings import to_dict
 from lsbench.published import MULLER_PUBLISHED
 
@@ -34,7 +35,6 @@ __all__ = ["UsageError", "Job", "Experiment", "add_arguments", "run"]
 
 RESULTS_SCHEMA = "lsbench/muller-results/1"
 RUN_SCHEMA = "lsbench/muller-run/1"
-_REPO_ROOT = Path(__file__).resolve().parents[3]
 #: Paths whose changes do not make the tree dirty for --record: generated outputs and work directories.
 GIT_IGNORE = (*prov.OUTPUT_PATHS, "lsbench-runs/")
 
@@ -121,7 +121,7 @@ class Experiment:
         # fresh runs, results and figures go to the work directory; the reference only with --record
         self.out_dir = Path(args.workdir) if args.workdir else workdir.default_workdir("muller")
         self.fig_dir = self.out_dir / "figures"
-        self.reference_dir = Path(args.out_dir) if args.out_dir else _REPO_ROOT / "paper" / "results"
+        self.reference_dir = Path(args.out_dir) if args.out_dir else prov.REPO_ROOT / "paper" / "results"
         self.reference_fig_dir = (Path(args.figures_dir) if args.figures_dir
                                   else self.reference_dir.parent / "figures")
         self.code_sha256 = workdir.code_sha256("muller")
@@ -223,8 +223,8 @@ class Experiment:
         for d in needed:
             try:
                 if d == "pets":
-                    ctx = load_pets_features(self.cache_root, [self.out_dir, workdir.default_workdir("pets-frozen"),
-                                                               _REPO_ROOT / "paper" / "results"],
+                    ctx = load_pets_features(self.cache_root, [self.out_dir, pets_flags.default_workdir("frozen"),
+                                                               pets_flags.default_out("frozen").parent],
                                              self.cfg.setups[d])
                 else:
                     ctx = load_mnist_like(d, self.cfg.setups[d])

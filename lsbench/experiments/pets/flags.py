@@ -10,19 +10,19 @@ import argparse
 import math
 from pathlib import Path
 
+from lsbench import provenance as prov
 from lsbench.experiments import workdir
 from lsbench.experiments.pets.config import PROFILES, RUN_SPECS, get_config
 
 __all__ = ["UsageError", "add_arguments", "validate", "resolve_profile", "default_out", "default_workdir"]
 
-_REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def default_out(profile: str, per_class_limit: int | None = None) -> Path:
     """``paper/results/pets-<profile>.json`` in the lsbench checkout (else under the cwd);
     ``pets-<profile>-limit<N>.json`` for a ``--per-class-limit N`` quick run, so quick runs
     never collide with the full one."""
-    base = _REPO_ROOT if (_REPO_ROOT / "paper").is_dir() else Path.cwd()
+    base = prov.REPO_ROOT if (prov.REPO_ROOT / "paper").is_dir() else Path.cwd()
     suffix = f"-limit{per_class_limit}" if per_class_limit else ""
     return base / "paper" / "results" / f"pets-{profile}{suffix}.json"
 

@@ -32,11 +32,6 @@ FEATURES_VERSION = 1
 GIT_IGNORE = (*prov.OUTPUT_PATHS, "lsbench-runs/")
 
 
-def portable(path: Path) -> str:
-    """``path`` for messages and files: relative to the repository (or its base name)."""
-    return prov.portable_path(path)
-
-
 def run(args) -> int:
     """Entry point of ``python -m lsbench reproduce pets``."""
     try:
@@ -61,9 +56,9 @@ class Experiment:
     reference results file, read for the comparison and written only with ``--record``.
     """
 
-    def __init__(self, args, cfg: PetsConfig, out: Path, work: Path | None = None):
+    def __init__(self, args, cfg: PetsConfig, out: Path, work: Path):
         self.args, self.cfg, self.reference = args, cfg, out
-        self.work = work if work is not None else workdir.default_workdir(out.stem)
+        self.work = work
         self.out = self.work / out.name
         self.profile, self.recipes, self.seeds = cfg.profile, list(cfg.recipes), list(cfg.seeds)
         self.runs_dir = self.work / "runs"
@@ -111,7 +106,7 @@ class Experiment:
                 raise UsageError("--allow-dirty only applies with --record")
             return None
         return prov.require_clean_tree(self.args.allow_dirty, ignore=GIT_IGNORE,
-                                       what=f"the reference {portable(self.reference)}")
+                                       what=f"the reference {prov.portable_path(self.reference)}")
 
     def check_locations(self) -> None:
         """Work directory, cache and (with ``--record``) the reference's directory must be writable."""
@@ -526,9 +521,9 @@ class Experiment:
             self.results["runs"], ref_runs, METRICS, fresh_config=self.common,
             reference_config=(ref or {}).get("config"), fresh_provenance=self.provenance,
             reference_provenance=compare.reference_provenance(ref))
-        doc["reference_file"] = portable(self.reference)
+        doc["reference_file"] = prov.portable_path(self.reference)
         if ref is None:
-            doc["verdict"] = f"no reference to compare with ({portable(self.reference)} not found or unreadable)"
+            doc["verdict"] = f"no reference to compare with ({prov.portable_path(self.reference)} not found or unreadable)"
         return compare.publish(doc, self.work, "verdict: " + doc["verdict"] if ref is None else None)
 
     def record_reference(self) -> None:
