@@ -180,7 +180,6 @@ def linear_smoothed_cross_entropy(
       ``RECIPES[recipe].loss(hidden @ weight + bias, labels, **params)``.
     """
     p = integer_recipes.resolve(recipe, params, path="the fused linear path", exclude=("weight", "weight_mode"))
-    p["weight"] = None
     blockwise.check_chunk_size(chunk_size)
     hidden, weight, bias = _check(hidden, weight, labels, bias, recipe, reduction)
     logits = jax.ShapeDtypeStruct(hidden.shape[:-1] + (weight.shape[1],), jnp.result_type(hidden.dtype, weight.dtype))

@@ -70,7 +70,7 @@ def self_correction_loss(logits, labels, *, alpha=0.1, clip=False, recipe="unifo
     mask = P.row_mask(labels, ignore_index=ignore_index, where=where)
     safe = labels if mask is None else jnp.where(mask, labels, 0)
     w = jax.lax.stop_gradient(_weights_from_logits(logits, safe, alpha, clip, rows.dtype))
-    return P.masked_mean(P.apply_mask(w * rows, mask), mask)
+    return P.masked_mean(w * rows, mask)
 
 
 def _weights_from_logits(logits, labels, alpha, clip, dtype):
