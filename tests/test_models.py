@@ -440,7 +440,7 @@ def test_lite_variants_scaling_and_weights_cover_every_parameter(lite_native):
     assert model.stem.kernel[...].shape[-1] == 32 and model.head.kernel[...].shape[-1] == 1280  # fixed in Lite
     widths = {"lite1": (16, 24, 40, 80, 112, 192, 320), "lite2": (16, 24, 48, 88, 120, 208, 352)}[variant]
     last_of_stage = np.cumsum(PUBLISHED_REPEATS[variant]) - 1
-    assert tuple(model.blocks[i].project.kernel[...].shape[-1] for i in last_of_stage) == widths
+    assert tuple(model.blocks[int(i)].project.kernel[...].shape[-1] for i in last_of_stage) == widths
     assert model.resolution == NATIVE_RESOLUTION[variant] == {"lite1": 240, "lite2": 260}[variant]
     assert model.dropout.rate == {"lite1": 0.2, "lite2": 0.3}[variant]
 
