@@ -18,7 +18,6 @@ from flax import nnx
 
 from lsbench.models import layers
 from lsbench.models.efficientnet_lite import (
-    NATIVE_RESOLUTION,
     efficientnet_lite_weights_path,
     extract_features,
     load_efficientnet_lite,
@@ -28,47 +27,7 @@ from lsbench.models.resnet import load_resnet34
 from lsbench.models.resnet import preprocess as resnet_preprocess
 from lsbench.models.torch_pickle import TorchFormatError, load_state_dict, load_torch_file
 
-SHARED_PETS = Path(__file__).resolve().parents[2] / "shared/data/oxford-iiit-pet"
-
-# ImageNet-1k class ids of the Oxford-IIIT Pet breeds that exist in ImageNet.
-# Each id was checked against the WordNet id on that line (0-based) of
-# tensorflow-datasets' imagenet2012/labels.txt -- see test_imagenet_ids_match_wnids.
-PETS_TO_IMAGENET = {
-    "Persian": (283, "n02123394"),  # Persian cat
-    "Siamese": (284, "n02123597"),  # Siamese cat
-    "Egyptian_Mau": (285, "n02124075"),  # Egyptian cat
-    "basset_hound": (161, "n02088238"),  # basset
-    "beagle": (162, "n02088364"),
-    "boxer": (242, "n02108089"),
-    "chihuahua": (151, "n02085620"),
-    "english_cocker_spaniel": (219, "n02102318"),  # cocker spaniel
-    "english_setter": (212, "n02100735"),
-    "german_shorthaired": (210, "n02100236"),  # German short-haired pointer
-    "great_pyrenees": (257, "n02111500"),
-    "japanese_chin": (152, "n02085782"),  # Japanese spaniel
-    "keeshond": (261, "n02112350"),
-    "leonberger": (255, "n02111129"),  # Leonberg
-    "miniature_pinscher": (237, "n02107312"),
-    "newfoundland": (256, "n02111277"),
-    "pomeranian": (259, "n02112018"),
-    "pug": (254, "n02110958"),
-    "saint_bernard": (247, "n02109525"),
-    "samoyed": (258, "n02111889"),
-    "scottish_terrier": (199, "n02097298"),  # Scotch terrier
-    "staffordshire_bull_terrier": (179, "n02093256"),
-    "wheaten_terrier": (202, "n02098105"),  # soft-coated wheaten terrier
-    "yorkshire_terrier": (187, "n02094433"),
-}
-# The first image of each of those breeds in annotations/test.txt -- a fixed
-# rule, not hand-picked.  With the port, 23/24 are top-1 correct (keeshond_1 is
-# not); over the first 8 test images of each breed (192) the hit rate is 86%.
-IMAGENET_CHECK_FILES = [
-    "Persian_2", "Siamese_5", "Egyptian_Mau_1", "basset_hound_1", "beagle_1", "boxer_1",
-    "chihuahua_1", "english_cocker_spaniel_1", "english_setter_1", "german_shorthaired_1",
-    "great_pyrenees_1", "japanese_chin_1", "keeshond_1", "leonberger_1", "miniature_pinscher_1",
-    "newfoundland_1", "pomeranian_1", "pug_1", "saint_bernard_1", "samoyed_1", "scottish_terrier_1",
-    "staffordshire_bull_terrier_3", "wheaten_terrier_1", "yorkshire_terrier_1",
-]
+from lite_reference import IMAGENET_CHECK_FILES, PETS_TO_IMAGENET, shared_images, torch_lite_reference
 
 
 # --------------------------------------------------------------------------- torch_pickle
@@ -257,7 +216,7 @@ def lite0():
 @pytest.fixture(scope="module")
 def pets_check_batch(lite0):
     """The 24 fixed shared-copy images, their Lite0 logits and final feature maps (one compile)."""
-    x = _shared_images(IMAGENET_CHECK_FILES)
+    x = shared_images(IMAGENET_CHECK_FILES)
     logits, fmap = jax.jit(lambda a: (lite0(preprocess(a)), lite0.features(preprocess(a))))(x)
     return x, np.asarray(logits), np.asarray(fmap)
 
@@ -288,14 +247,6 @@ def test_imagenet_ids_match_wnids():
         assert wnids[idx] == wnid, breed
 
 
-def _shared_images(names):
-    from PIL import Image
-
-    if not SHARED_PETS.is_dir():
-        pytest.skip(f"shared Oxford-IIIT Pet copy not found at {SHARED_PETS}")
-    return np.stack([np.asarray(Image.open(SHARED_PETS / "images" / f"{n}.jpg").convert("RGB")) for n in names])
-
-
 def test_lite0_imagenet_top1_on_pets(pets_check_batch):
     _, logits, _ = pets_check_batch
     want = np.array([PETS_TO_IMAGENET[n.rsplit("_", 1)[0]][0] for n in IMAGENET_CHECK_FILES])
@@ -306,52 +257,13 @@ def test_lite0_imagenet_top1_on_pets(pets_check_batch):
     assert float(np.median(probs)) > 0.5
 
 
-# Blocks per stage and stage strides of the published models (tensorflow/tpu lite builder:
-# base repeats (1, 2, 2, 3, 3, 4, 1), depth 1.0 / 1.1 / 1.2, first and last stage fixed), written
-# out here so the reference does not reuse the port's own scaling code.
-PUBLISHED_REPEATS = {"lite0": (1, 2, 2, 3, 3, 4, 1), "lite1": (1, 3, 3, 4, 4, 5, 1), "lite2": (1, 3, 3, 4, 4, 5, 1)}
-STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
-
-
-def _torch_lite_reference(torch, sd, x_nchw, variant):
-    """Independent PyTorch forward of EfficientNet-Lite (TF SAME padding, BN eval, ReLU6)."""
-    F = torch.nn.functional
-
-    def same_conv(x, w, stride, groups=1):
-        k = w.shape[-1]
-        h, wd = x.shape[-2:]
-        ph = max((-(-h // stride) - 1) * stride + k - h, 0)
-        pw = max((-(-wd // stride) - 1) * stride + k - wd, 0)
-        x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
-        return F.conv2d(x, w, stride=stride, groups=groups)
-
-    def bn(x, p):
-        return F.batch_norm(x, sd[p + ".running_mean"], sd[p + ".running_var"], sd[p + ".weight"],
-                            sd[p + ".bias"], training=False, eps=1e-3)
-
-    x = F.relu6(bn(same_conv(x_nchw, sd["_conv_stem.weight"], 2), "_bn0"))
-    strides = [s for r, s in zip(PUBLISHED_REPEATS[variant], STAGE_STRIDES) for s in [s] + [1] * (r - 1)]
-    assert f"_blocks.{len(strides) - 1}._project_conv.weight" in sd and f"_blocks.{len(strides)}._bn2.weight" not in sd
-    for i, s in enumerate(strides):
-        p = f"_blocks.{i}"
-        y = x
-        if p + "._expand_conv.weight" in sd:
-            y = F.relu6(bn(F.conv2d(y, sd[p + "._expand_conv.weight"]), p + "._bn0"))
-        w = sd[p + "._depthwise_conv.weight"]
-        y = F.relu6(bn(same_conv(y, w, s, groups=w.shape[0]), p + "._bn1"))
-        y = bn(F.conv2d(y, sd[p + "._project_conv.weight"]), p + "._bn2")
-        x = x + y if (s == 1 and x.shape == y.shape) else y
-    x = F.relu6(bn(F.conv2d(x, sd["_conv_head.weight"]), "_bn1"))
-    return F.linear(x.mean((2, 3)), sd["_fc.weight"], sd["_fc.bias"])
-
-
 def test_lite0_matches_torch_reference_forward(torch, pets_check_batch):
     sd = torch.load(efficientnet_lite_weights_path("lite0"), map_location="cpu", weights_only=True)
     sd = {k: v.float() for k, v in sd.items()}
     x, got, _ = pets_check_batch
     xt = (torch.from_numpy(x).permute(0, 3, 1, 2).float() - 127.0) / 128.0
     with torch.no_grad():
-        ref = _torch_lite_reference(torch, sd, xt, "lite0").numpy()
+        ref = torch_lite_reference(torch, sd, xt, "lite0").numpy()
     scale = np.abs(ref).max()
     assert np.abs(got - ref).max() <= 1e-4 * scale + 1e-4, np.abs(got - ref).max()
 
@@ -406,88 +318,6 @@ def test_lite0_new_classifier_and_train_mode_bn(lite0):
     before = np.asarray(m.head.bn.mean[...])
     m.head(x)  # train mode: batch statistics, running averages updated
     assert not np.allclose(before, m.head.bn.mean[...])
-
-
-# --------------------------------------------------------------------------- EfficientNet-Lite1/2
-
-
-@pytest.fixture(scope="module", params=["lite1", "lite2"])
-def lite_native(request):
-    """(variant, model, the 24 check images upscaled to its native side, logits) -- the shared
-    copy is 224 px, so the images take the same path as ``load_pets(image_size=260)``."""
-    from PIL import Image
-
-    from lsbench.data.pets import resize_shorter_center_crop
-
-    variant = request.param
-    model = load_efficientnet_lite(variant)
-    size = NATIVE_RESOLUTION[variant]
-    _shared_images(IMAGENET_CHECK_FILES[:1])  # skips when the shared copy is absent
-    x = np.stack([resize_shorter_center_crop(Image.open(SHARED_PETS / "images" / f"{n}.jpg"), size)
-                  for n in IMAGENET_CHECK_FILES])
-    logits = np.asarray(jax.jit(lambda a: model(preprocess(a)))(x))
-    return variant, model, x, logits
-
-
-def test_lite_variants_scaling_and_weights_cover_every_parameter(lite_native):
-    variant, model, _, _ = lite_native
-    sd = load_state_dict(efficientnet_lite_weights_path(variant))
-    n_file = sum(v.size for k, v in sd.items() if not k.endswith(("running_mean", "running_var",
-                                                                  "num_batches_tracked")))
-    n_model = sum(x.size for x in jax.tree_util.tree_leaves(nnx.state(model, nnx.Param)))
-    assert n_model == n_file
-    assert len(model.blocks) == sum(PUBLISHED_REPEATS[variant])
-    assert model.stem.kernel[...].shape[-1] == 32 and model.head.kernel[...].shape[-1] == 1280  # fixed in Lite
-    widths = {"lite1": (16, 24, 40, 80, 112, 192, 320), "lite2": (16, 24, 48, 88, 120, 208, 352)}[variant]
-    last_of_stage = np.cumsum(PUBLISHED_REPEATS[variant]) - 1
-    assert tuple(model.blocks[int(i)].project.kernel[...].shape[-1] for i in last_of_stage) == widths
-    assert model.resolution == NATIVE_RESOLUTION[variant] == {"lite1": 240, "lite2": 260}[variant]
-    assert model.dropout.rate == {"lite1": 0.2, "lite2": 0.3}[variant]
-
-
-def test_lite_imagenet_top1_on_pets_native_resolution(lite_native):
-    variant, _, _, logits = lite_native
-    want = np.array([PETS_TO_IMAGENET[n.rsplit("_", 1)[0]][0] for n in IMAGENET_CHECK_FILES])
-    hits = logits.argmax(1) == want
-    assert hits.mean() >= 0.9, (variant, dict(zip(IMAGENET_CHECK_FILES, logits.argmax(1).tolist())))
-    top5 = (np.argsort(-logits, 1)[:, :5] == want[:, None]).any(1)
-    assert top5.mean() >= 0.9
-    # far from a near tie over 1,000 classes (these models were trained with label smoothing,
-    # so they are less confident than Lite0's 0.5 bar)
-    probs = np.asarray(jax.nn.softmax(logits))[np.arange(len(want)), want]
-    assert float(np.median(probs)) > 0.25
-
-
-def test_lite_matches_torch_reference_forward(torch, lite_native):
-    variant, _, x, got = lite_native
-    sd = torch.load(efficientnet_lite_weights_path(variant), map_location="cpu", weights_only=True)
-    sd = {k: v.float() for k, v in sd.items()}
-    xt = (torch.from_numpy(x[:8]).permute(0, 3, 1, 2).float() - 127.0) / 128.0
-    with torch.no_grad():
-        ref = _torch_lite_reference(torch, sd, xt, variant).numpy()
-    scale = np.abs(ref).max()
-    assert np.abs(got[:8] - ref).max() <= 1e-4 * scale + 1e-4, np.abs(got[:8] - ref).max()
-
-
-def test_extract_features_flip_is_the_mirrored_image(lite_native):
-    _, model, x, _ = lite_native
-    x = x[:5]
-    mirrored = extract_features(x, model, flip=True, batch_size=4, pooling="maxavg", progress=False)
-    by_hand = extract_features(np.ascontiguousarray(x[:, :, ::-1]), model, batch_size=4, pooling="maxavg",
-                               progress=False)
-    np.testing.assert_allclose(mirrored, by_hand, rtol=1e-5, atol=1e-5)
-    plain = extract_features(x, model, batch_size=4, pooling="maxavg", progress=False)
-    assert mirrored.shape == plain.shape == (5, 2560)
-    assert np.abs(mirrored - plain).max() > 1e-2  # a real mirror, not the originals again
-
-
-def test_load_efficientnet_lite_bad_input():
-    with pytest.raises(ValueError, match="variant must be one of"):
-        load_efficientnet_lite("lite7")
-    with pytest.raises(ValueError, match="variant must be one of"):
-        efficientnet_lite_weights_path("b0")
-    with pytest.raises(ValueError, match="shape|lacks|unexpected"):  # Lite2's file does not fit Lite0
-        load_efficientnet_lite("lite0", efficientnet_lite_weights_path("lite2"))
 
 
 # --------------------------------------------------------------------------- ResNet-34
