@@ -18,7 +18,7 @@ used only when its labels equal the caller's and every feature is finite;
 otherwise it is recomputed.
 
 Public API: :func:`array_sha256`, :func:`feature_cache_key`, :func:`feature_cache_path`,
-:func:`cached_features`, :func:`cached_features_with_mirrors`.
+:func:`read_cached_features`, :func:`cached_features`, :func:`cached_features_with_mirrors`.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ import numpy as np
 from lsbench.data.pets import default_cache_dir
 from lsbench.provenance import atomic_write_bytes
 
-__all__ = ["FEATURES_VERSION", "array_sha256", "feature_cache_key", "feature_cache_path", "cached_features",
-           "cached_features_with_mirrors"]
+__all__ = ["FEATURES_VERSION", "array_sha256", "feature_cache_key", "feature_cache_path", "read_cached_features",
+           "cached_features", "cached_features_with_mirrors"]
 
 #: Bumped whenever the extraction changes, so stale caches are not reused.
 FEATURES_VERSION = 1
@@ -75,7 +75,9 @@ def feature_cache_path(cache_dir: str | os.PathLike | None, dataset: str, varian
     return root / "features" / f"{dataset}-{middle}-{split}-{key}.npz"
 
 
-def _read(path: Path, labels: np.ndarray, log: Callable[[str], None]) -> np.ndarray | None:
+def read_cached_features(path: Path, labels: np.ndarray, log: Callable[[str], None]) -> np.ndarray | None:
+    """The ``features`` of the cache file ``path`` if it exists, is readable, holds float32
+    ``[N, D]`` finite features and its ``labels`` equal ``labels``; else ``None`` (logged)."""
     if not path.is_file():
         return None
     try:
@@ -148,7 +150,7 @@ def cached_features_with_mirrors(images: np.ndarray, labels: np.ndarray, *, spli
         path = feature_cache_path(cache_dir, dataset, variant, split, flip, key)
         out["keys"][name], out["paths"][name] = key, path
         what = f"{split}{', mirrored' if flip else ''}"
-        feats = _read(path, labels, log)
+        feats = read_cached_features(path, labels, log)
         if feats is None:
             model = model or load_efficientnet_lite(variant, weights)
             feats = extract_features(images, model, flip=flip, batch_size=batch_size, pooling=pooling,
