@@ -30,7 +30,7 @@ builder: "Edge models use inception-style MEAN and STDDEV for better
 post-quantization"); the weights in the packages were converted from those TF
 checkpoints, so ImageNet mean/std is *wrong* here.
 
-Public API: :data:`LITE_VARIANTS`, :data:`NATIVE_RESOLUTION`,
+Public API: :data:`LITE_VARIANTS`, :data:`NATIVE_RESOLUTION`, :func:`get_variant`,
 :class:`EfficientNetLite`, :func:`preprocess`, :func:`round_filters`,
 :func:`round_repeats`, :func:`lite_stages`, :func:`efficientnet_lite_weights_path`,
 :func:`convert_efficientnet_lite_state_dict`, :func:`load_efficientnet_lite`,
@@ -55,7 +55,7 @@ from lsbench.models._convert import assign_conv_bn, convert_state_dict, load_con
 from lsbench.models.layers import POOLINGS, ConvBN, pool_features
 from lsbench.models.torch_pickle import load_state_dict
 
-__all__ = ["LiteVariant", "LITE_VARIANTS", "NATIVE_RESOLUTION", "BASE_STAGES", "EfficientNetLite",
+__all__ = ["LiteVariant", "LITE_VARIANTS", "NATIVE_RESOLUTION", "BASE_STAGES", "get_variant", "EfficientNetLite",
            "preprocess", "round_filters", "round_repeats", "lite_stages", "efficientnet_lite_weights_path",
            "convert_efficientnet_lite_state_dict", "load_efficientnet_lite", "extract_features", "POOLINGS"]
 
