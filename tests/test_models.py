@@ -1,4 +1,4 @@
-"""Tests of lsbench.models: the torch-free checkpoint reader, EfficientNet-Lite0
+"""Tests of lsbench.models: the torch-free checkpoint reader, EfficientNet-Lite0/1/2
 (real ImageNet weights) and ResNet-34 (against a PyTorch reference); the fastai head is in
 test_models_head.py."""
 
@@ -18,56 +18,16 @@ from flax import nnx
 
 from lsbench.models import layers
 from lsbench.models.efficientnet_lite import (
-    efficientnet_lite0_weights_path,
+    efficientnet_lite_weights_path,
     extract_features,
-    load_efficientnet_lite0,
+    load_efficientnet_lite,
     preprocess,
 )
 from lsbench.models.resnet import load_resnet34
 from lsbench.models.resnet import preprocess as resnet_preprocess
 from lsbench.models.torch_pickle import TorchFormatError, load_state_dict, load_torch_file
 
-SHARED_PETS = Path(__file__).resolve().parents[2] / "shared/data/oxford-iiit-pet"
-
-# ImageNet-1k class ids of the Oxford-IIIT Pet breeds that exist in ImageNet.
-# Each id was checked against the WordNet id on that line (0-based) of
-# tensorflow-datasets' imagenet2012/labels.txt -- see test_imagenet_ids_match_wnids.
-PETS_TO_IMAGENET = {
-    "Persian": (283, "n02123394"),  # Persian cat
-    "Siamese": (284, "n02123597"),  # Siamese cat
-    "Egyptian_Mau": (285, "n02124075"),  # Egyptian cat
-    "basset_hound": (161, "n02088238"),  # basset
-    "beagle": (162, "n02088364"),
-    "boxer": (242, "n02108089"),
-    "chihuahua": (151, "n02085620"),
-    "english_cocker_spaniel": (219, "n02102318"),  # cocker spaniel
-    "english_setter": (212, "n02100735"),
-    "german_shorthaired": (210, "n02100236"),  # German short-haired pointer
-    "great_pyrenees": (257, "n02111500"),
-    "japanese_chin": (152, "n02085782"),  # Japanese spaniel
-    "keeshond": (261, "n02112350"),
-    "leonberger": (255, "n02111129"),  # Leonberg
-    "miniature_pinscher": (237, "n02107312"),
-    "newfoundland": (256, "n02111277"),
-    "pomeranian": (259, "n02112018"),
-    "pug": (254, "n02110958"),
-    "saint_bernard": (247, "n02109525"),
-    "samoyed": (258, "n02111889"),
-    "scottish_terrier": (199, "n02097298"),  # Scotch terrier
-    "staffordshire_bull_terrier": (179, "n02093256"),
-    "wheaten_terrier": (202, "n02098105"),  # soft-coated wheaten terrier
-    "yorkshire_terrier": (187, "n02094433"),
-}
-# The first image of each of those breeds in annotations/test.txt -- a fixed
-# rule, not hand-picked.  With the port, 23/24 are top-1 correct (keeshond_1 is
-# not); over the first 8 test images of each breed (192) the hit rate is 86%.
-IMAGENET_CHECK_FILES = [
-    "Persian_2", "Siamese_5", "Egyptian_Mau_1", "basset_hound_1", "beagle_1", "boxer_1",
-    "chihuahua_1", "english_cocker_spaniel_1", "english_setter_1", "german_shorthaired_1",
-    "great_pyrenees_1", "japanese_chin_1", "keeshond_1", "leonberger_1", "miniature_pinscher_1",
-    "newfoundland_1", "pomeranian_1", "pug_1", "saint_bernard_1", "samoyed_1", "scottish_terrier_1",
-    "staffordshire_bull_terrier_3", "wheaten_terrier_1", "yorkshire_terrier_1",
-]
+from lite_reference import IMAGENET_CHECK_FILES, PETS_TO_IMAGENET, shared_images, torch_lite_reference
 
 
 # --------------------------------------------------------------------------- torch_pickle
@@ -130,7 +90,7 @@ def torch():
 
 
 def test_reader_matches_torch_load_on_lite0_file(torch):
-    path = efficientnet_lite0_weights_path()
+    path = efficientnet_lite_weights_path("lite0")
     ours = load_state_dict(path)
     ref = torch.load(path, map_location="cpu", weights_only=True)
     assert list(ours) == list(ref)
@@ -250,19 +210,19 @@ def test_pool_features_orders():
 
 @pytest.fixture(scope="module")
 def lite0():
-    return load_efficientnet_lite0()
+    return load_efficientnet_lite("lite0")
 
 
 @pytest.fixture(scope="module")
 def pets_check_batch(lite0):
     """The 24 fixed shared-copy images, their Lite0 logits and final feature maps (one compile)."""
-    x = _shared_images(IMAGENET_CHECK_FILES)
+    x = shared_images(IMAGENET_CHECK_FILES)
     logits, fmap = jax.jit(lambda a: (lite0(preprocess(a)), lite0.features(preprocess(a))))(x)
     return x, np.asarray(logits), np.asarray(fmap)
 
 
 def test_lite0_weights_cover_every_parameter(lite0):
-    sd = load_state_dict(efficientnet_lite0_weights_path())
+    sd = load_state_dict(efficientnet_lite_weights_path("lite0"))
     n_file = sum(v.size for k, v in sd.items() if not k.endswith(("running_mean", "running_var",
                                                                   "num_batches_tracked")))
     n_model = sum(x.size for x in jax.tree_util.tree_leaves(nnx.state(lite0, nnx.Param)))
@@ -287,14 +247,6 @@ def test_imagenet_ids_match_wnids():
         assert wnids[idx] == wnid, breed
 
 
-def _shared_images(names):
-    from PIL import Image
-
-    if not SHARED_PETS.is_dir():
-        pytest.skip(f"shared Oxford-IIIT Pet copy not found at {SHARED_PETS}")
-    return np.stack([np.asarray(Image.open(SHARED_PETS / "images" / f"{n}.jpg").convert("RGB")) for n in names])
-
-
 def test_lite0_imagenet_top1_on_pets(pets_check_batch):
     _, logits, _ = pets_check_batch
     want = np.array([PETS_TO_IMAGENET[n.rsplit("_", 1)[0]][0] for n in IMAGENET_CHECK_FILES])
@@ -305,46 +257,13 @@ def test_lite0_imagenet_top1_on_pets(pets_check_batch):
     assert float(np.median(probs)) > 0.5
 
 
-def _torch_lite0_reference(torch, sd, x_nchw):
-    """Independent PyTorch forward of EfficientNet-Lite0 (TF SAME padding, BN eval, ReLU6)."""
-    F = torch.nn.functional
-
-    def same_conv(x, w, stride, groups=1):
-        k = w.shape[-1]
-        h, wd = x.shape[-2:]
-        ph = max((-(-h // stride) - 1) * stride + k - h, 0)
-        pw = max((-(-wd // stride) - 1) * stride + k - wd, 0)
-        x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
-        return F.conv2d(x, w, stride=stride, groups=groups)
-
-    def bn(x, p):
-        return F.batch_norm(x, sd[p + ".running_mean"], sd[p + ".running_var"], sd[p + ".weight"],
-                            sd[p + ".bias"], training=False, eps=1e-3)
-
-    x = F.relu6(bn(same_conv(x_nchw, sd["_conv_stem.weight"], 2), "_bn0"))
-    strides = [s for r, _, s, _, _ in [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
-                                       (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)]
-               for s in [s] + [1] * (r - 1)]
-    for i, s in enumerate(strides):
-        p = f"_blocks.{i}"
-        y = x
-        if p + "._expand_conv.weight" in sd:
-            y = F.relu6(bn(F.conv2d(y, sd[p + "._expand_conv.weight"]), p + "._bn0"))
-        w = sd[p + "._depthwise_conv.weight"]
-        y = F.relu6(bn(same_conv(y, w, s, groups=w.shape[0]), p + "._bn1"))
-        y = bn(F.conv2d(y, sd[p + "._project_conv.weight"]), p + "._bn2")
-        x = x + y if (s == 1 and x.shape == y.shape) else y
-    x = F.relu6(bn(F.conv2d(x, sd["_conv_head.weight"]), "_bn1"))
-    return F.linear(x.mean((2, 3)), sd["_fc.weight"], sd["_fc.bias"])
-
-
 def test_lite0_matches_torch_reference_forward(torch, pets_check_batch):
-    sd = torch.load(efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
+    sd = torch.load(efficientnet_lite_weights_path("lite0"), map_location="cpu", weights_only=True)
     sd = {k: v.float() for k, v in sd.items()}
     x, got, _ = pets_check_batch
     xt = (torch.from_numpy(x).permute(0, 3, 1, 2).float() - 127.0) / 128.0
     with torch.no_grad():
-        ref = _torch_lite0_reference(torch, sd, xt).numpy()
+        ref = torch_lite_reference(torch, sd, xt, "lite0").numpy()
     scale = np.abs(ref).max()
     assert np.abs(got - ref).max() <= 1e-4 * scale + 1e-4, np.abs(got - ref).max()
 
@@ -389,7 +308,7 @@ def test_extract_features_runs_eval_mode_without_touching_model():
 
 
 def test_lite0_new_classifier_and_train_mode_bn(lite0):
-    m = load_efficientnet_lite0(num_classes=37, seed=3)
+    m = load_efficientnet_lite("lite0", num_classes=37, seed=3)
     assert m.fc.kernel[...].shape == (1280, 37)
     np.testing.assert_array_equal(m.head.kernel[...], lite0.head.kernel[...])
     assert m.head.bn.use_running_average and m.dropout.deterministic  # loaded in eval mode

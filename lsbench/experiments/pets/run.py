@@ -186,11 +186,11 @@ class Experiment:
     def prepare_frozen(self) -> None:
         """Pooled Lite0 features of both splits: from ``<cache>/features/`` where present, else
         extracted (both missing splits in one pass, one compilation) and saved atomically."""
-        from lsbench.models.efficientnet_lite import (efficientnet_lite0_weights_path, extract_features,
-                                                      load_efficientnet_lite0)
+        from lsbench.models.efficientnet_lite import (efficientnet_lite_weights_path, extract_features,
+                                                      load_efficientnet_lite)
 
         t0 = time.perf_counter()
-        self.weights_path = efficientnet_lite0_weights_path()
+        self.weights_path = efficientnet_lite_weights_path("lite0")
         self.weights_sha = prov.sha256_file(self.weights_path)
         self.features, self.feature_keys, paths, missing = {}, {}, {}, []
         for name, split in (("trainval", self.trainval), ("test", self.test)):
@@ -204,7 +204,7 @@ class Experiment:
                 self.log(f"features ({name}): cached {path}")
         if missing:
             splits = {"trainval": self.trainval, "test": self.test}
-            model = load_efficientnet_lite0(self.weights_path)
+            model = load_efficientnet_lite("lite0", self.weights_path)
             images = np.concatenate([splits[n].images for n in missing]) if len(missing) > 1 \
                 else splits[missing[0]].images
             feats = np.asarray(extract_features(images, model, batch_size=self.cfg.feature_batch_size,
