@@ -75,6 +75,7 @@ class Job:
     path: Path
     key: str = ""
     spec: Spec | None = None
+    arch: Mapping[str, Any] | None = None  # classifier: the architecture it trains
     teacher: str | None = None  # student: teacher spec name, or None (student-none)
     temperature: float | None = None
 
@@ -234,7 +235,8 @@ class Experiment:
                 continue
             setup = ctx.setup.to_dict()
             ctx.common = {"experiment": "muller", "dataset": d, "quick": self.quick, "data": ctx.identity,
-                          "split": setup["split"], "arch": setup["arch"], "student": setup["student"],
+                          "split": setup["split"], "arch": setup["arch"], "teacher": setup["teacher"],
+                          "student": setup["student"],
                           "train": setup["train"], "ece_bins": self.cfg.ece_bins,
                           "projection_classes": list(self.cfg.projection_classes),
                           "settings": run_settings(self.cfg)}
@@ -250,17 +252,22 @@ class Experiment:
             return list(self.teachers)
         return list(self.cfg.representation_specs)
 
-    def classifier_job(self, d: str, name: str, seed: int) -> Job:
+    def classifier_job(self, d: str, name: str, seed: int, role: str = "classifier") -> Job:
+        """The run of spec ``name``; ``role="teacher"``: as a distillation teacher, which is its own run
+        (``teacher-<name>``, the setup's teacher architecture) where that differs from the classifiers'."""
         ctx = self.data[d]
         spec = SPECS[name]
-        key = prov.digest({"common_key": ctx.common_key, "kind": "classifier", "name": name,
+        own_teacher = role == "teacher" and ctx.setup.teacher is not None
+        run_name = f"teacher-{name}" if own_teacher else name
+        key = prov.digest({"common_key": ctx.common_key, "kind": "classifier", "name": run_name,
                            "loss": spec.loss(), "seed": int(seed), "code_sha256": self.code_sha256})
-        return Job("classifier", d, name, int(seed), self.runs_root / d / f"{name}-seed{seed}.json", key, spec=spec)
+        return Job("classifier", d, run_name, int(seed), self.runs_root / d / f"{run_name}-seed{seed}.json", key,
+                   spec=spec, arch=ctx.setup.teacher_arch if own_teacher else ctx.setup.arch)
 
     def student_job(self, d: str, teacher: str | None, t: float | None, seed: int) -> Job:
         ctx = self.data[d]
         name = student_name(teacher, t)
-        teacher_key = self.classifier_job(d, teacher, seed).key if teacher else None
+        teacher_key = self.classifier_job(d, teacher, seed, "teacher").key if teacher else None
         key = prov.digest({"common_key": ctx.common_key, "kind": "student", "name": name, "teacher": teacher,
                            "teacher_run_key": teacher_key, "temperature": t,
                            "beta": self.cfg.beta if teacher else 0.0, "seed": int(seed),
@@ -273,8 +280,9 @@ class Experiment:
         for d in self.datasets_for[experiment]:
             if d not in self.data:
                 continue
+            role = "teacher" if experiment == "distillation" else "classifier"
             for seed in self.seeds:
-                jobs += [self.classifier_job(d, n, seed) for n in self.classifier_specs(experiment, d)]
+                jobs += [self.classifier_job(d, n, seed, role) for n in self.classifier_specs(experiment, d)]
                 if experiment == "distillation":
                     jobs.append(self.student_job(d, None, None, seed))
                     jobs += [self.student_job(d, n, t, seed) for n in self.teachers for t in self.temperatures]
@@ -345,7 +353,7 @@ class Experiment:
         spec = job.spec
         config = ctx.setup.train
         loss = make_loss(spec.recipe, dict(spec.params), ctx.num_classes)
-        model = build_model(ctx.setup.arch, ctx.x.shape[1], ctx.num_classes, job.seed)
+        model = build_model(job.arch, ctx.x.shape[1], ctx.num_classes, job.seed)
         t0 = time.perf_counter()
         trained, log = fit(model, {"image": ctx.x[split.train], "label": ctx.y[split.train]}, loss, config,
                            seed=job.seed, progress=self.progress, desc=f"{job.dataset} {job.name} seed {job.seed}")
@@ -362,7 +370,9 @@ class Experiment:
         tight = {"train": ana.cluster_tightness(h[split.train], y[split.train]),
                  "test": ana.cluster_tightness(h[split.test], y[split.test]),
                  "train_templates": ana.cluster_tightness(h[split.train] @ sub, y[split.train]),
-                 "test_templates": ana.cluster_tightness(h[split.test] @ sub, y[split.test])}
+                 "test_templates": ana.cluster_tightness(h[split.test] @ sub, y[split.test]),
+                 "train_geometry": ana.template_geometry(h[split.train], y[split.train], w.T),
+                 "test_geometry": ana.template_geometry(h[split.test], y[split.test], w.T)}
         classes = [c for c in self.cfg.projection_classes if c < ctx.num_classes]
         templates = w[:, classes].T
         basis = ana.template_plane_basis(templates)
@@ -384,7 +394,7 @@ class Experiment:
         rec = {
             "schema": RUN_SCHEMA, "kind": "classifier", "dataset": job.dataset, "name": job.name,
             "seed": job.seed, "run_key": job.key, "common_key": ctx.common_key, "loss": spec.loss(),
-            "description": spec.description, "config": ctx.common,
+            "description": spec.description, "arch": to_dict(job.arch), "config": ctx.common,
             "split": {**split.sizes(), "train_digest": prov.digest(split.train.tolist()),
                       "held_digest": prov.digest(split.held.tolist()),
                       "test_digest": prov.digest(split.test.tolist())},
@@ -398,7 +408,7 @@ class Experiment:
         return rec
 
     def teacher_logits(self, d: str, teacher: str, seed: int) -> np.ndarray:
-        tjob = self.classifier_job(d, teacher, seed)
+        tjob = self.classifier_job(d, teacher, seed, "teacher")
         if tjob.ident in self.logits:
             return self.logits[tjob.ident]
         rec = self.records.get(tjob.path) or (records.read_record(tjob.path) if tjob.path.exists() else None)
@@ -429,7 +439,7 @@ class Experiment:
         else:
             data["teacher_logits"] = self.teacher_logits(job.dataset, job.teacher, job.seed)[split.train]
             loss = make_distillation_loss(float(job.temperature), self.cfg.beta)
-            teacher_key = self.classifier_job(job.dataset, job.teacher, job.seed).key
+            teacher_key = self.classifier_job(job.dataset, job.teacher, job.seed, "teacher").key
         model = build_model(ctx.setup.student, ctx.x.shape[1], ctx.num_classes, job.seed)
         t0 = time.perf_counter()
         trained, log = fit(model, data, loss, config, seed=job.seed, progress=self.progress,
@@ -490,7 +500,7 @@ class Experiment:
                 runs_index.append({"dataset": d, "name": j.name, "seed": j.seed, "run_key": j.key,
                                    "file": os.path.relpath(j.path, self.out_dir)})
                 if j.kind == "classifier":
-                    by_name.setdefault(j.name, []).append(r)
+                    by_name.setdefault(j.spec.name, []).append(r)
                 else:
                     students.setdefault((j.teacher, j.temperature), []).append(r)
             if experiment == "calibration":
