@@ -182,6 +182,7 @@ def aggregate_distillation(teachers: Mapping[str, Sequence[Mapping]],
         tb, tl = out["students"][BASELINE]["t_star"], out["students"][LS_REFERENCE]["t_star"]
         gain = (paired(serr[(BASELINE, float(tb))], serr[(None, None)]) if students.get((None, None)) else None)
         helps, matched = lies_below(gain, 0.0), bool(teacher_gap) and lies_below(teacher_gap, TEACHER_MATCH_TOLERANCE)
+        out["teacher_match_tolerance"] = TEACHER_MATCH_TOLERANCE
         out["distillation_gain"] = {
             "description": f"error(student of ce at T*={tb}) - error(student-none), paired over seeds", "difference": gain}
         premise = precondition(
