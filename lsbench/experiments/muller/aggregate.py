@@ -7,7 +7,7 @@ file stores, the sub-claims (a published sign of a per-seed paired difference, j
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from lsbench.experiments.muller import analysis as ana
 from lsbench.experiments.muller.config import ALPHA_SPECS, BASELINE, LS_REFERENCE, SPECS, MullerConfig
@@ -16,7 +16,7 @@ from lsbench.published import MULLER_PUBLISHED
 
 __all__ = ["CAL_METRICS", "TIGHTNESS_KEYS", "TIGHTNESS_SPACES", "GEOMETRY_KEYS", "GEOMETRY_SPACES",
            "TEACHER_MATCH_TOLERANCE", "NO_PRECONDITION", "precondition", "lies_above", "lies_below", "tname", "student_name",
-           "aggregate_calibration", "aggregate_distillation", "aggregate_representations", "caveats"]
+           "aggregate_calibration", "aggregate_distillation", "aggregate_representations", "figure_data", "caveats"]
 
 
 def tname(t: float) -> str:
@@ -248,6 +248,23 @@ def aggregate_representations(runs: Mapping[str, Sequence[Mapping]]) -> dict:
     out["supplementary_claims"] = supplementary
     out["verdict"] = ana.combine(c["verdict"] for c in claims.values()) if len(claims) == 2 else ana.INCONCLUSIVE
     return out
+
+
+def figure_data(by_name: Mapping[str, Sequence[Mapping]], seed: int, classes: Sequence[int],
+                names: Callable[[Sequence[int]], list]) -> dict:
+    """The projections of the figure: the ce and uniform_0.1 runs of ``seed``, train and test panels."""
+    panels = []
+    classes = list(classes)
+    for n in (BASELINE, LS_REFERENCE):
+        rec = next((r for r in by_name.get(n, []) if r["seed"] == seed), None)
+        if rec is None:
+            continue
+        p = rec["projection"]
+        classes = p["classes"]
+        for part in ("train", "test"):
+            panels.append({"spec": n, "split": part, "coords": p[part]["coords"], "labels": p[part]["labels"],
+                           "templates": p["templates"]})
+    return {"seed": seed, "classes": classes, "class_names": names(classes), "panels": panels}
 
 
 def caveats(cfg: MullerConfig, experiment: str, skipped: Mapping[str, str]) -> list[str]:

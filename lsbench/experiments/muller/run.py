@@ -20,9 +20,9 @@ from lsbench import provenance as prov
 from lsbench.experiments import compare, records, workdir
 from lsbench.experiments.muller import analysis as ana
 from lsbench.experiments.muller.aggregate import (aggregate_calibration, aggregate_distillation,
-                                                  aggregate_representations, caveats, student_name)
-from lsbench.experiments.muller.config import (BASELINE, DATASETS, DEFAULT_DATASETS, DISTILLATION_DATASETS,
-                                               LS_REFERENCE, SPECS, MullerConfig, Spec, run_settings)
+                                                  aggregate_representations, caveats, figure_data, student_name)
+from lsbench.experiments.muller.config import (DATASETS, DEFAULT_DATASETS, DISTILLATION_DATASETS, SPECS,
+                                               MullerConfig, Spec, run_settings)
 from lsbench.experiments.muller.data import (DataCtx, DatasetSkipped, class_names, load_mnist_like,
                                              load_pets_features)
 from lsbench.experiments.muller.flags import UsageError, add_arguments, from_args
@@ -323,14 +323,12 @@ class Experiment:
             return
         self.log(f"{len(jobs)} run(s) to train, {len(self.skipped)} already recorded (records in {self.runs_root})")
         with tqdm(total=len(jobs), desc="muller runs", unit="run", disable=not self.progress) as bar:
-            for job in jobs:
+            for job, rec in self.train_seeds(jobs):
                 bar.set_postfix_str(f"{job.dataset} {job.name} seed {job.seed}")
                 if job.kind == "classifier":
-                    rec = self.train_classifier(job)
                     line = (f"ECE {rec['test']['ece'] * 100:.2f} % (after TS {rec['test']['ece_ts'] * 100:.2f} %, "
                             f"T = {rec['temperature']:.2f}), tightness {rec['tightness']['test']['ratio']:.3f}")
                 else:
-                    rec = self.train_student(job)
                     line = f"held-out error {rec['heldout']['error'] * 100:.2f} %"
                 self.trained.append([job.dataset, job.name, job.seed])
                 self.write_all("running")
@@ -338,6 +336,21 @@ class Experiment:
                 bar.write(f"  {job.dataset:<6} {job.name:<34} seed {job.seed}: test error "
                           f"{rec['test']['error'] * 100:.2f} %, {line} [{rec['wall_time_s']['train']:.1f} s]",
                           file=sys.stderr)
+
+    def train_seeds(self, jobs: list[Job]):
+        """Train ``jobs`` (planned order) and yield ``(job, record)`` as each finishes.
+
+        The one per-seed loop of the experiment: jobs that differ only in their seed (same data set,
+        kind and name; their splits have the same sizes, so the shapes agree) are trained one after
+        the other here, each through :func:`lsbench.train.fit`. A training API vmapped over seeds
+        replaces the inner loop of this method and nothing else.
+        """
+        groups: dict[tuple, list[Job]] = {}
+        for job in jobs:
+            groups.setdefault((job.kind, job.dataset, job.name), []).append(job)
+        for group in groups.values():
+            for job in group:  # the per-seed loop
+                yield job, (self.train_classifier(job) if job.kind == "classifier" else self.train_student(job))
 
     def _logits_path(self, job: Job) -> Path:
         return self.cache_root / "muller" / "logits" / f"{job.dataset}-{job.name}-seed{job.seed}-{job.key}.npz"
@@ -510,7 +523,8 @@ class Experiment:
                                              self.temperatures)
             else:
                 agg = aggregate_representations({n: by_name.get(n, []) for n in self.cfg.representation_specs})
-                agg["figure"] = self.figure_data(d, by_name)
+                agg["figure"] = figure_data(by_name, min(self.seeds), self.cfg.projection_classes,
+                                            lambda classes, d=d: class_names(d, classes))
             datasets[d] = {"status": "ok" if not missing else "incomplete",
                            "reason": None if not missing else f"{missing} run(s) not recorded yet",
                            "config": ctx.common, "common_key": ctx.common_key, **agg}
@@ -538,21 +552,6 @@ class Experiment:
             },
             "runs_dir": os.path.relpath(self.runs_root, self.out_dir),
         }
-
-    def figure_data(self, d: str, by_name: Mapping[str, list]) -> dict:
-        seed = min(self.seeds)
-        panels = []
-        classes = list(self.cfg.projection_classes)
-        for n in (BASELINE, LS_REFERENCE):
-            rec = next((r for r in by_name.get(n, []) if r["seed"] == seed), None)
-            if rec is None:
-                continue
-            p = rec["projection"]
-            classes = p["classes"]
-            for part in ("train", "test"):
-                panels.append({"spec": n, "split": part, "coords": p[part]["coords"], "labels": p[part]["labels"],
-                               "templates": p["templates"]})
-        return {"seed": seed, "classes": classes, "class_names": class_names(d, classes), "panels": panels}
 
     def write_all(self, status: str) -> dict:
         results = {}
