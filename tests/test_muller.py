@@ -263,15 +263,17 @@ def test_template_geometry_measures_the_template_subspace_only():
     y = np.repeat(np.arange(3), 20)
     h = t[y] + 0.01 * rng.standard_normal((60, 2))
     g = ana.template_geometry(h, y, t)
-    assert g["wrong_cv"] < 0.01 and g["spread"] < 0.01
+    assert g["wrong_spread"] < 0.01 and g["spread"] < 0.01
     # directions the last layer ignores (extra dimensions, zero in every template) change nothing
     t4 = np.hstack([t, np.zeros((3, 2))])
     h4 = np.hstack([h, 50.0 * rng.standard_normal((60, 2))])
     g4 = ana.template_geometry(h4, y, t4)
-    assert g4["spread"] == pytest.approx(g["spread"]) and g4["wrong_cv"] == pytest.approx(g["wrong_cv"])
+    assert g4["spread"] == pytest.approx(g["spread"]) and g4["wrong_spread"] == pytest.approx(g["wrong_spread"])
     assert ana.cluster_tightness(h4, y)["ratio"] > 10 * g["spread"]  # ... while the full space sees them
+    scaled = ana.template_geometry(3.0 * h, y, 3.0 * t)  # a common rescaling cancels
+    assert scaled["spread"] == pytest.approx(g["spread"]) and scaled["wrong_spread"] == pytest.approx(g["wrong_spread"])
     wide = ana.template_geometry(t[y] + 0.3 * rng.standard_normal((60, 2)), y, t)
-    assert wide["spread"] > g["spread"] and wide["wrong_cv"] > g["wrong_cv"]
+    assert wide["spread"] > g["spread"] and wide["wrong_spread"] > g["wrong_spread"]
     with pytest.raises(ValueError):
         ana.template_geometry(h, y, t[:2])
 

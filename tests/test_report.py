@@ -170,7 +170,7 @@ def make_muller(dirpath: Path) -> None:
                                                                               "between_cv": s(0.2, 0.25, 0.3)},
                                                 "train": {"ratio": s(0.4, 0.45, 0.5)},
                                                 "test_geometry": {"spread": s(0.3, 0.31, 0.32),
-                                                                  "wrong_cv": s(0.1, 0.11, 0.12)},
+                                                                  "wrong_spread": s(0.1, 0.11, 0.12)},
                                                 "train_geometry": {"spread": s(0.2, 0.21, 0.22)}}
                                             for n in ("ce", "uniform_0.1")},
                                   "claims": {"ls_tighter_clusters": claim(d([0.1, 0.2, 0.0], [0.1, 0.1, 0.1]),
@@ -305,7 +305,7 @@ def test_table_contents(results_dir, tmp_path):
                         ("MullerTemperatures", "1, 4"), ("MullerDistillStudentCe", "3.0"),
                         ("MullerDistillTStarCe", "4"), ("MullerDistillTeacherCe", "2.5"),
                         ("MullerDistillStudentNone", "4.0"), ("MullerDistillWorseTeacherVerdict", "not reproduced"),
-                        ("MullerMnistCeRatio", "0.550"), ("MullerMnistCeSpread", "0.310"), ("MullerMnistCeWrongCv", "0.110"),
+                        ("MullerMnistCeRatio", "0.550"), ("MullerMnistCeSpread", "0.310"), ("MullerMnistCeWrongSpread", "0.110"),
                         ("MullerMnistEquidistantTplVerdict", "reproduced"), ("MullerFigureSeed", "0"),
                         ("MullerPubCalCeEce", "15.0"), ("MullerPubCalTsEce", "2.1"), ("MullerPubCalLsEce", "2.4"),
                         ("MullerPubCalAlpha", "0.05"), ("MullerPubCalSetup", "ResNet-56 on CIFAR-100"),

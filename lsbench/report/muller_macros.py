@@ -25,7 +25,7 @@ _CAL_SUFFIXES = ("AlphaStar", "AlphaStarEce", "CeEce", "CeEceTs", "CeT", "LsTMax
 _REP_SUFFIXES = ("CeRatio", "LsRatio", "CeCv", "LsCv", "CeRatioTpl", "LsRatioTpl", "CeCvTpl", "LsCvTpl",
                  "TighterDelta", "TighterVerdict", "EquidistantDelta", "EquidistantVerdict",
                  "TighterTplDelta", "TighterTplVerdict", "EquidistantTplDelta", "EquidistantTplVerdict",
-                 "CeSpread", "LsSpread", "CeWrongCv", "LsWrongCv", "EquidistantWrongDelta",
+                 "CeSpread", "LsSpread", "CeWrongSpread", "LsWrongSpread", "EquidistantWrongDelta",
                  "EquidistantWrongVerdict")
 _SETUP = ("MullerSeeds", "MullerConfidence", "MullerEceBins", "MullerMnistN", "MullerMnistTrainPct",
           "MullerMnistHeldPct", "MullerMnistTestPct", "MullerTeacherArch", "MullerStudentArch", "MullerMnistEpochs",
@@ -236,7 +236,7 @@ def _representations_macros(m: Muller, out: dict[str, Any]) -> None:
                 out[f"{pre}{side}Cv{tpl}"] = _fix(_path(specs, n, space, "between_cv"))
         for n, side in ((BASELINE, "Ce"), (LS_REFERENCE, "Ls")):
             out[f"{pre}{side}Spread"] = _fix(_path(specs, n, "test_geometry", "spread"))
-            out[f"{pre}{side}WrongCv"] = _fix(_path(specs, n, "test_geometry", "wrong_cv"))
+            out[f"{pre}{side}WrongSpread"] = _fix(_path(specs, n, "test_geometry", "wrong_spread"))
         wrong = _path(v, "claims", "ls_equidistant_wrong_templates")
         out[f"{pre}EquidistantWrongDelta"] = _tex_pm(_path(wrong, "difference"), 1, 3, sign=True)
         out[f"{pre}EquidistantWrongVerdict"] = _path(wrong, "verdict")

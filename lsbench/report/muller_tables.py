@@ -255,10 +255,11 @@ def distillation_table(m: Muller) -> Table:
 
 # --------------------------------------------------------------------------- representations
 
-REP_COLUMNS = ("data set", "space", "recipe", "seeds", "spread (test)", "distance CV (test)", "spread (train)")
+REP_COLUMNS = ("data set", "space", "recipe", "seeds", "spread (test)", "wrong-class / centroid CV (test)",
+               "spread (train)")
 #: (label in the table, test space key, train space key, claims key, spread key, CV key): the template
 #: subspace (the verdict's measures) and the full penultimate space (supplementary).
-REP_SPACES = (("template subspace", "test_geometry", "train_geometry", "claims", "spread", "wrong_cv"),
+REP_SPACES = (("template subspace", "test_geometry", "train_geometry", "claims", "spread", "wrong_spread"),
               ("full penultimate (suppl.)", "test", "train", "supplementary_claims", "ratio", "between_cv"))
 #: Which sub-claim is the paired difference of which column (on test examples).
 REP_CLAIM_MEASURE = {"ls_tighter_clusters": "spread", "ls_equidistant_wrong_templates": "cv",
@@ -306,14 +307,14 @@ def representations_table(m: Muller) -> Table:
     notes = ["Template subspace (the verdict's measures, as the paper's Figure 1 argues): the activations "
              "projected onto the $(K-1)$-dimensional span of the template differences $w_k - w_0$ (the only "
              "directions that change the softmax output); spread = mean distance to the own class mean over "
-             "the mean distance between class means (smaller = tighter); distance CV = each example's "
-             "coefficient of variation of its distances to the wrong-class templates, averaged (0 = "
-             "equidistant wrong classes). Mean ± 95% CI over seeds. Δ: the paired difference of a sub-claim "
+             "the mean distance between class means (smaller = tighter); wrong-class spread = the std of each "
+             "example's squared distances to the wrong-class templates over how much closer its own template "
+             "is, averaged (0 = equidistant wrong classes). Mean ± 95% CI over seeds. Δ: the paired difference of a sub-claim "
              "(* the CI excludes 0)."]
     if any_suppl:
         notes.append("Full penultimate (suppl.): not part of the verdict; the same spread in the whole "
-                     "penultimate space (including directions the last layer ignores) and the CV of the "
-                     "distances between class centroids.")
+                     "penultimate space (including directions the last layer ignores) and, in the CV column, the "
+                     "coefficient of variation of the distances between class centroids.")
     if supplementary:
         notes.append("Supplementary sub-claims (full penultimate space, same rule, not part of the verdict): "
                      + "; ".join(f"{d}: {', '.join(c)}" for d, c in supplementary.items()) + ".")

@@ -55,7 +55,7 @@ code first), judged by :func:`lsbench.experiments.muller.analysis.gated_verdict`
   :data:`~.aggregate.TEACHER_MATCH_TOLERANCE` less accurate, upper CI bound);
 * representations (test examples, template subspace): ``ls_tighter_clusters``:
   spread(uniform_0.1) − spread(ce) < 0; ``ls_equidistant_wrong_templates``:
-  wrong_cv(uniform_0.1) − wrong_cv(ce) < 0 (no precondition). The centroid
+  wrong_spread(uniform_0.1) − wrong_spread(ce) < 0 (no precondition). The centroid
   measures of the full penultimate space are ``supplementary_claims`` (not in
   the verdict).
 

@@ -208,7 +208,7 @@ TIGHTNESS_KEYS = ("ratio", "between_cv", "within", "between")
 #: onto the template subspace (``*_templates``; supplementary, not part of the verdict).
 TIGHTNESS_SPACES = ("train", "test", "train_templates", "test_templates")
 #: The paper's measures inside the template subspace (:func:`analysis.template_geometry`).
-GEOMETRY_KEYS = ("spread", "wrong_cv")
+GEOMETRY_KEYS = ("spread", "wrong_spread")
 GEOMETRY_SPACES = ("train_geometry", "test_geometry")
 
 
@@ -237,7 +237,7 @@ def aggregate_representations(runs: Mapping[str, Sequence[Mapping]]) -> dict:
         claims = {**claim("test_geometry", "spread", "ls_tighter_clusters",
                           "in the template subspace, the within-class spread relative to the distance between "
                           "class means shrinks with label smoothing"),
-                  **claim("test_geometry", "wrong_cv", "ls_equidistant_wrong_templates",
+                  **claim("test_geometry", "wrong_spread", "ls_equidistant_wrong_templates",
                           "in the template subspace, each example's distances to the wrong-class templates "
                           "become more equal with label smoothing")}
         supplementary = {**claim("test", "ratio", "ls_tighter_clusters",

@@ -38,14 +38,18 @@ and ``t_k = (w_k − o)ᵀE``:
   clusters there: ``mean_i ‖p_i − m_{y_i}‖ / mean_{c<c'} ‖m_c − m_{c'}‖`` (``m_c``
   the class means of ``p``; the ``ratio`` of :func:`cluster_tightness` in the
   subspace; scale-free, so the arbitrary scale between ``h`` and ``w`` cancels);
-* ``wrong_cv`` -- for each example, the coefficient of variation over the
-  wrong classes ``k ≠ y_i`` of its distances ``‖p_i − t_k‖`` to their
-  templates, averaged over the examples (0 = every wrong-class template at
-  the same distance). Because ``‖h − w_k‖² = ‖p − t_k‖² + ‖(h − o)_⊥‖²`` with the
-  orthogonal part the same for every ``k``, these are the paper's distances
-  with the directions the last layer ignores (which no loss constrains)
-  removed; with templates of equal norm, equal distances mean equal
-  wrong-class logits.
+* ``wrong_spread`` -- how unequal an example's squared distances
+  ``d²_ik = ‖p_i − t_k‖²`` to the wrong-class templates ``k ≠ y_i`` are,
+  relative to how much closer its own template is:
+  ``mean_i std_{k≠y_i} d²_ik / mean_i (mean_{k≠y_i} d²_ik − d²_{i,y_i})``
+  (0 = every wrong-class template at the same distance). Because
+  ``‖h − w_k‖² = ‖p − t_k‖² + ‖(h − o)_⊥‖²`` with the orthogonal part the same for
+  every ``k``, these are the paper's distances with the directions the last
+  layer ignores (which no loss constrains) removed; and as
+  ``z_k = −½‖h − w_k‖² + ½‖h‖² + ½‖w_k‖² + b_k``, equal squared distances mean equal
+  wrong-class logits up to the templates' norms and biases. Scale-free (a
+  common rescaling of ``h`` and ``w`` cancels), unlike a plain CV of the
+  distances, which shrinks for any point far from all templates.
 
 The full penultimate space (:func:`cluster_tightness` on ``h``) is kept as
 a supplementary measure.
@@ -172,14 +176,14 @@ def cluster_tightness(h: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def template_geometry(h: np.ndarray, labels: np.ndarray, templates: np.ndarray) -> dict:
-    """``{"spread", "wrong_cv", "classes"}`` of activations ``h [N, D]`` against templates ``[K, D]``
+    """``{"spread", "wrong_spread", "classes"}`` of activations ``h [N, D]`` against templates ``[K, D]``
     inside the template subspace (see the module docstring).
 
     >>> t = np.array([[0., 0.], [2., 0.], [1., 2.]])
     >>> g = template_geometry(t, np.array([0, 1, 2]), t)  # each example on its template
-    >>> # wrong-class distances: (2, √5), (2, √5), (√5, √5); CVs 0.0557, 0.0557, 0
-    >>> round(g["spread"], 6), round(g["wrong_cv"], 6)
-    (0.0, 0.037152)
+    >>> # wrong-class squared distances (4, 5), (4, 5), (5, 5): stds 0.5, 0.5, 0; margins 4.5, 4.5, 5
+    >>> round(g["spread"], 6), round(g["wrong_spread"], 6), round(1 / 14, 6)
+    (0.0, 0.071429, 0.071429)
     """
     w = np.asarray(templates, np.float64)
     y = np.asarray(labels)
@@ -192,13 +196,17 @@ def template_geometry(h: np.ndarray, labels: np.ndarray, templates: np.ndarray) 
     e = template_subspace_basis(w)
     o = w.mean(axis=0)
     p, t = (h - o) @ e, (w - o) @ e
-    dist = np.linalg.norm(p[:, None, :] - t[None, :, :], axis=-1)  # [N, K]
-    wrong = np.ones_like(dist, dtype=bool)
-    wrong[np.arange(len(y)), y] = False
-    dw = dist[wrong].reshape(len(y), -1)
-    cv = dw.std(axis=1) / np.maximum(dw.mean(axis=1), 1e-12)
+    d2 = np.sum((p[:, None, :] - t[None, :, :]) ** 2, axis=-1)  # [N, K]
+    rows = np.arange(len(y))
+    wrong = np.ones_like(d2, dtype=bool)
+    wrong[rows, y] = False
+    dw = d2[wrong].reshape(len(y), -1)
+    margin = float(np.mean(dw.mean(axis=1) - d2[rows, y]))
+    if margin <= 0:
+        raise ValueError("the examples are on average no closer to their own template than to the others")
     tight = cluster_tightness(p, y)
-    return {"spread": tight["ratio"], "wrong_cv": float(cv.mean()), "classes": tight["classes"]}
+    return {"spread": tight["ratio"], "wrong_spread": float(dw.std(axis=1).mean() / margin),
+            "classes": tight["classes"]}
 
 
 def gated_verdict(diff: Mapping | None, direction: int, precondition_met: bool) -> str:

@@ -76,11 +76,11 @@ def format_report(results: Mapping[str, Mapping], temperatures: Sequence[float],
             rows = []
             for n, a in v["specs"].items():
                 g = a.get("test_geometry") or {}
-                rows.append((n, pct(g.get("spread"), 1.0, 3), pct(g.get("wrong_cv"), 1.0, 3),
+                rows.append((n, pct(g.get("spread"), 1.0, 3), pct(g.get("wrong_spread"), 1.0, 3),
                              pct(a["test"]["ratio"], 1.0, 3), pct(a["test"]["between_cv"], 1.0, 3)))
             out.append(f"\n== representations / {d} (mean ± 95% CI, test examples): template subspace (the "
                        "verdict's measures), and the full penultimate space (supplementary)")
-            out.append(text_table(("recipe", "templates: spread", "templates: wrong-class distance CV",
+            out.append(text_table(("recipe", "templates: spread", "templates: wrong-class spread",
                                    "full: within/between", "full: centroid CV"), rows))
     out.append("\n== verdicts (" + ana.VERDICT_RULE + ")")
     rows, out_pre = [], []
