@@ -440,7 +440,7 @@ def render_figure(panels_by_dataset: Mapping[str, Mapping], out_base: Path) -> l
     order = [(BASELINE, "train"), (BASELINE, "test"), (LS_REFERENCE, "train"), (LS_REFERENCE, "test")]
     colors = ["tab:blue", "tab:orange", "tab:green"]
     with F.style():
-        fig = F.new_figure(F.TEXT_WIDTH_IN, 0.35 + 1.75 * len(rows), layout="constrained")
+        fig = F.new_figure(F.TEXT_WIDTH_IN, 0.3 + 1.55 * len(rows), layout="constrained")
         axes = fig.subplots(len(rows), 4, squeeze=False)
         for i, d in enumerate(rows):
             fig_data = panels_by_dataset[d]
@@ -461,7 +461,9 @@ def render_figure(panels_by_dataset: Mapping[str, Mapping], out_base: Path) -> l
                                rasterized=True)
                 tp = np.asarray(p["templates"], np.float64)
                 ax.scatter(tp[:, 0], tp[:, 1], marker="x", s=30, color="black", linewidths=1.0)
-                ax.set_title(f"{d}: {'no LS' if key[0] == BASELINE else 'LS α = 0.1'}, {key[1]}")
+                ax.set_title(f"{'no LS' if key[0] == BASELINE else 'LS α = 0.1'}, {key[1]}", fontsize=8)
+                if j == 0:
+                    ax.set_ylabel(d)
                 ax.set_xlim(*xlim)
                 ax.set_ylim(*ylim)
                 ax.set_aspect("equal", adjustable="box")
@@ -471,9 +473,11 @@ def render_figure(panels_by_dataset: Mapping[str, Mapping], out_base: Path) -> l
             handles = [Line2D([], [], ls="", marker="o", ms=3, color=colors[c_i], label=names[c_i])
                        for c_i in range(len(fig_data["classes"]))]
             handles.append(Line2D([], [], ls="", marker="x", ms=4, color="black", label="templates $w_k$"))
-            axes[i][0].legend(handles=handles, loc="best", handletextpad=0.2, borderpad=0.3, framealpha=0.8)
+            # outside the panels, right of the row: it hides no point
+            axes[i][3].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.03, 1.0), handletextpad=0.2,
+                              borderpad=0.3, borderaxespad=0.0, frameon=False)
         fig.suptitle("Penultimate activations projected onto the plane through three templates "
-                     f"(seed {panels_by_dataset[rows[0]]['seed']}; same axes in each row)", fontsize=8.5)
+                     f"(seed {panels_by_dataset[rows[0]]['seed']}; same axes in each row)", fontsize=8)
         paths = []
         for ext, meta in (("png", F.PNG_METADATA), ("pdf", F.PDF_METADATA)):
             buf = io.BytesIO()
