@@ -80,7 +80,8 @@ DEFAULT_SEEDS = tuple(range(10))
 class DatasetSetup:
     """Architectures (:func:`lsbench.experiments.muller.models.build_model` dicts), optimiser and
     split protocol of one data set: ``arch`` for the calibration and representation classifiers,
-    ``teacher`` for the distillation teachers (``None``: ``arch``), ``student`` for the students."""
+    ``teacher`` for the distillation teachers (``None``: ``arch``; the teachers are their own runs
+    only where it differs from ``arch``), ``student`` for the students."""
 
     arch: Mapping[str, Any]
     student: Mapping[str, Any] | None
@@ -113,16 +114,16 @@ def dataset_setup(name: str, quick: bool) -> DatasetSetup:
                             {"held": 0.1, "test": 0.2, "per_class_limit": None},
                             teacher=_mlp((1200, 1200), 0.5, 0.2))
     if name == "digits":
-        return DatasetSetup(_mlp((256, 256) if not quick else (32, 32), 0.5, 0.0),
-                            _mlp((128, 128) if not quick else (16, 16)),
+        arch = _mlp((256, 256) if not quick else (32, 32), 0.5, 0.0)
+        return DatasetSetup(arch, _mlp((128, 128) if not quick else (16, 16)),
                             TrainConfig(epochs=30 if not quick else 3, batch_size=64, lr=1e-3),
-                            {"held": 0.1, "test": 0.2, "per_class_limit": None})
+                            {"held": 0.1, "test": 0.2, "per_class_limit": None}, teacher=arch)
     if name == "pets":
-        return DatasetSetup({"kind": "fastai_head", "hidden": 512 if not quick else 32, "ps": 0.0, "linear_bias": True},
-                            None, (dataclasses.replace(FASTAI_V1, epochs=PETS_EPOCHS, weight_decay=0.0) if not quick
-                                   else TrainConfig(epochs=1)),
+        head = {"kind": "fastai_head", "hidden": 512 if not quick else 32, "ps": 0.0, "linear_bias": True}
+        return DatasetSetup(head, None, (dataclasses.replace(FASTAI_V1, epochs=PETS_EPOCHS, weight_decay=0.0)
+                                         if not quick else TrainConfig(epochs=1)),
                             {"held": 0.1, "how": "lsbench.experiments.pets.heldout_split(trainval labels, seed); "
-                                                 "test = the official test split"})
+                                                 "test = the official test split"}, teacher=head)
     raise ValueError(f"unknown dataset {name!r}")
 
 

@@ -257,7 +257,7 @@ class Experiment:
         (``teacher-<name>``, the setup's teacher architecture) where that differs from the classifiers'."""
         ctx = self.data[d]
         spec = SPECS[name]
-        own_teacher = role == "teacher" and ctx.setup.teacher is not None
+        own_teacher = role == "teacher" and to_dict(ctx.setup.teacher_arch) != to_dict(ctx.setup.arch)
         run_name = f"teacher-{name}" if own_teacher else name
         key = prov.digest({"common_key": ctx.common_key, "kind": "classifier", "name": run_name,
                            "loss": spec.loss(), "seed": int(seed), "code_sha256": self.code_sha256})
