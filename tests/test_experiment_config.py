@@ -87,7 +87,8 @@ def test_muller_run_key_covers_every_setting():
 def test_muller_setups_keep_the_recorded_form():
     # run records store each data set's setup in this form (paper tables read it)
     d = mconfig.get_config().setups["mnist"].to_dict()
-    assert d["arch"] == {"kind": "mlp", "hidden": [1200, 1200], "dropout": 0.5, "input_dropout": 0.2}
+    assert d["arch"] == {"kind": "mlp", "hidden": [512, 512], "dropout": 0.0, "input_dropout": 0.0}
+    assert d["teacher"] == {"kind": "mlp", "hidden": [1200, 1200], "dropout": 0.5, "input_dropout": 0.2}
     assert d["train"]["epochs"] == mconfig.MNIST_EPOCHS and d["train"]["batch_size"] == 128
     assert d["split"] == {"held": 0.1, "test": 0.2, "per_class_limit": None}
     with pytest.raises(ValueError, match="dataset"):

@@ -200,6 +200,84 @@ def test_verdict_rule():
     assert ana.verdict(diff, -1) == ana.REPRODUCED and ana.verdict(diff, 1) == ana.NOT_REPRODUCED
 
 
+def test_gated_verdicts_and_combine():
+    def d(mean, ci, n=3):
+        return {"n": n, "mean": mean, "ci": ci, "lo": mean - ci, "hi": mean + ci}
+
+    assert ana.gated_verdict(d(-0.05, 0.01), -1, False) == ana.PRECONDITION_NOT_MET
+    assert ana.gated_verdict(d(-0.05, 0.01), -1, True) == ana.REPRODUCED
+    assert ana.combine([ana.PRECONDITION_NOT_MET, ana.PRECONDITION_NOT_MET]) == ana.PRECONDITION_NOT_MET
+    assert ana.combine([ana.PRECONDITION_NOT_MET, ana.REPRODUCED]) == ana.INCONCLUSIVE
+    assert ana.combine([ana.PRECONDITION_NOT_MET, ana.NOT_REPRODUCED]) == ana.NOT_REPRODUCED
+
+
+def _cal_run(seed, temperature, ece, ece_ts, error=0.05):
+    return {"seed": seed, "temperature": temperature, "train_log": [{"loss": 0.01, "train_error": 0.0}],
+            "test": {"error": error, "nll": 0.2, "brier": 0.1, "ece": ece, "nll_ts": 0.2, "ece_ts": ece_ts},
+            "heldout": {"ece": ece, "error": error}}
+
+
+def test_calibration_claims_are_gated_on_an_over_confident_baseline():
+    from lsbench.experiments.muller import aggregate_calibration
+
+    specs = ("ce", "uniform_0.1")
+    ls = [_cal_run(s, 1.0, 0.01 + 0.001 * s, 0.01) for s in range(4)]
+    over = {"ce": [_cal_run(s, 2.0 + 0.1 * s, 0.05 + 0.002 * s, 0.02 - 0.001 * s) for s in range(4)], "uniform_0.1": ls}
+    calibrated = {"ce": [_cal_run(s, (0.8, 1.3, 0.9, 1.2)[s], 0.05 + 0.002 * s, 0.02) for s in range(4)],
+                  "uniform_0.1": ls}
+    got = aggregate_calibration(over, specs)
+    assert all(c["precondition"]["met"] for c in got["claims"].values())
+    assert got["claims"]["ls_lowers_ece"]["verdict"] == ana.REPRODUCED
+    got = aggregate_calibration(calibrated, specs)  # T interval contains 1: nothing to calibrate
+    assert {c["verdict"] for c in got["claims"].values()} == {ana.PRECONDITION_NOT_MET}
+    assert got["verdict"] == ana.PRECONDITION_NOT_MET
+    assert got["claims"]["ls_lowers_ece"]["precondition"]["evidence"]["temperature"]["lo"] < 1
+    assert got["split_check"]["difference"]["mean"] == pytest.approx(0.0)
+
+
+def test_worse_teacher_claim_needs_distillation_that_helps_at_matched_accuracy():
+    from lsbench.experiments.muller import aggregate_distillation
+
+    def runs(errors):
+        return [{"seed": s, "test": {"error": e, "ece": 0.01}, "heldout": {"error": e},
+                 "train_log": [{"loss": 0.01, "train_error": 0.0}]} for s, e in enumerate(errors)]
+
+    teachers = {"ce": runs([0.030, 0.031, 0.029, 0.030]), "uniform_0.1": runs([0.029, 0.030, 0.028, 0.029])}
+    helped = {(None, None): runs([0.050, 0.052, 0.051, 0.049]), ("ce", 4.0): runs([0.040, 0.041, 0.040, 0.039]),
+              ("uniform_0.1", 4.0): runs([0.045, 0.046, 0.044, 0.045])}
+    got = aggregate_distillation(teachers, helped, (4.0,))
+    worse = got["claims"]["ls_teacher_worse_teacher"]
+    assert worse["precondition"]["met"] and worse["verdict"] == ana.REPRODUCED
+    assert got["distillation_gain"]["difference"]["mean"] == pytest.approx(-0.0105)
+    useless = {**helped, (None, None): runs([0.038, 0.039, 0.038, 0.037])}  # no teacher is better
+    worse = aggregate_distillation(teachers, useless, (4.0,))["claims"]["ls_teacher_worse_teacher"]
+    assert not worse["precondition"]["met"] and worse["verdict"] == ana.PRECONDITION_NOT_MET
+    weak = {**teachers, "uniform_0.1": runs([0.050, 0.052, 0.049, 0.051])}  # LS teacher 2 pp less accurate
+    worse = aggregate_distillation(weak, helped, (4.0,))["claims"]["ls_teacher_worse_teacher"]
+    assert worse["verdict"] == ana.PRECONDITION_NOT_MET
+
+
+def test_template_geometry_measures_the_template_subspace_only():
+    rng = np.random.default_rng(0)
+    t = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, np.sqrt(3.0)]])  # equilateral: equidistant templates
+    y = np.repeat(np.arange(3), 20)
+    h = t[y] + 0.01 * rng.standard_normal((60, 2))
+    g = ana.template_geometry(h, y, t)
+    assert g["wrong_spread"] < 0.01 and g["spread"] < 0.01
+    # directions the last layer ignores (extra dimensions, zero in every template) change nothing
+    t4 = np.hstack([t, np.zeros((3, 2))])
+    h4 = np.hstack([h, 50.0 * rng.standard_normal((60, 2))])
+    g4 = ana.template_geometry(h4, y, t4)
+    assert g4["spread"] == pytest.approx(g["spread"]) and g4["wrong_spread"] == pytest.approx(g["wrong_spread"])
+    assert ana.cluster_tightness(h4, y)["ratio"] > 10 * g["spread"]  # ... while the full space sees them
+    scaled = ana.template_geometry(3.0 * h, y, 3.0 * t)  # a common rescaling cancels
+    assert scaled["spread"] == pytest.approx(g["spread"]) and scaled["wrong_spread"] == pytest.approx(g["wrong_spread"])
+    wide = ana.template_geometry(t[y] + 0.3 * rng.standard_normal((60, 2)), y, t)
+    assert wide["spread"] > g["spread"] and wide["wrong_spread"] > g["wrong_spread"]
+    with pytest.raises(ValueError):
+        ana.template_geometry(h, y, t[:2])
+
+
 def test_distillation_loss_is_beta_mix_of_recipes():
     import jax.numpy as jnp
 
@@ -238,7 +316,7 @@ def test_quick_end_to_end_writes_results_and_resumes(tmp_path, capsys):
     printed = capsys.readouterr()
     assert "== verdicts" in printed.out and "pets: skipped" in printed.err
 
-    verdicts = {ana.REPRODUCED, ana.NOT_REPRODUCED, ana.INCONCLUSIVE}
+    verdicts = {ana.REPRODUCED, ana.NOT_REPRODUCED, ana.INCONCLUSIVE, ana.PRECONDITION_NOT_MET}
     results = {}
     for e in ("calibration", "distillation", "representations"):
         r = _read(out / f"muller-{e}.json")
@@ -253,7 +331,9 @@ def test_quick_end_to_end_writes_results_and_resumes(tmp_path, capsys):
         assert mnist["status"] == "ok" and mnist["verdict"] in verdicts
         assert len(mnist["claims"]) == 2
         for claim in mnist["claims"].values():
-            assert claim["verdict"] == ana.verdict(claim["difference"], claim["direction"])
+            pre = claim["precondition"]
+            assert isinstance(pre["met"], bool) and pre["description"]
+            assert claim["verdict"] == ana.gated_verdict(claim["difference"], claim["direction"], pre["met"])
             assert claim["difference"]["n"] == 2
         if e != "distillation":
             assert r["datasets"]["pets"]["status"] == "skipped"
@@ -275,7 +355,11 @@ def test_quick_end_to_end_writes_results_and_resumes(tmp_path, capsys):
     png = (figs / "muller_representations.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and (figs / "muller_representations.pdf").read_bytes()[:4] == b"%PDF"
     run_files = sorted((out / "runs" / "muller" / "mnist").glob("*.json"))
-    assert len(run_files) == 3 * 2 + (1 + 2) * 2  # classifiers + (student-none + 2 teachers x 1 T) per seed
+    # per seed: 3 classifiers, 2 teachers (their own dropout architecture), student-none + 2 teachers x 1 T
+    assert len(run_files) == (3 + 2 + 1 + 2) * 2
+    teacher = _read(out / "runs" / "muller" / "mnist" / "teacher-ce-seed0.json")
+    assert teacher["arch"]["dropout"] == 0.5 and teacher["config"]["arch"]["dropout"] == 0.0
+    assert "test_geometry" in _read(out / "runs" / "muller" / "mnist" / "ce-seed0.json")["tightness"]
     mtimes = {p: p.stat().st_mtime_ns for p in run_files}
 
     # Resume: nothing is retrained, the verdicts are the same.

@@ -169,9 +169,9 @@ def make_muller(dirpath: Path) -> None:
                                   "specs": {n: {"seeds": [0, 1, 2], "test": {"ratio": s(0.5, 0.6, 0.55),
                                                                               "between_cv": s(0.2, 0.25, 0.3)},
                                                 "train": {"ratio": s(0.4, 0.45, 0.5)},
-                                                "test_templates": {"ratio": s(0.3, 0.31, 0.32),
-                                                                   "between_cv": s(0.1, 0.11, 0.12)},
-                                                "train_templates": {"ratio": s(0.2, 0.21, 0.22)}}
+                                                "test_geometry": {"spread": s(0.3, 0.31, 0.32),
+                                                                  "wrong_spread": s(0.1, 0.11, 0.12)},
+                                                "train_geometry": {"spread": s(0.2, 0.21, 0.22)}}
                                             for n in ("ce", "uniform_0.1")},
                                   "claims": {"ls_tighter_clusters": claim(d([0.1, 0.2, 0.0], [0.1, 0.1, 0.1]),
                                                                            "inconclusive")},
@@ -282,13 +282,13 @@ def test_table_contents(results_dir, tmp_path):
         text = f.read_text()
         assert "/root" not in text and "/home/" not in text, f.name
     rep = t("muller-representations")
-    assert "| mnist | penultimate | ce | 3 | 0.550 ± 0.124 | 0.250 ± 0.124 | 0.450 ± 0.124 |" in rep
-    assert "|  | template subspace (suppl.) | ce | 3 | 0.310 ± 0.025 | 0.110 ± 0.025 | 0.210 ± 0.025 |" in rep
+    assert "| mnist | template subspace | ce | 3 | 0.310 ± 0.025 | 0.110 ± 0.025 | 0.210 ± 0.025 |" in rep
+    assert "|  | full penultimate (suppl.) | ce | 3 | 0.550 ± 0.124 | 0.250 ± 0.124 | 0.450 ± 0.124 |" in rep
     assert "|  |  | Δ uniform_0.1 − ce |  | +0.000 ± 0.248 | – | – |" in rep
     assert "|  |  | Δ uniform_0.1 − ce |  | – | +0.100 ± 0.025* | – |" in rep  # the supplementary claim
-    assert ("Supplementary sub-claims (template subspace, same rule, not part of the verdict): mnist: "
+    assert ("Supplementary sub-claims (full penultimate space, same rule, not part of the verdict): mnist: "
             "ls_equidistant_centroids +0.100 ± 0.025 (reproduced).") in rep
-    assert "The template-subspace sub-claims are supplementary and not part of any verdict" in ver_m
+    assert "The full-penultimate-space sub-claims are supplementary and not part of any verdict" in ver_m
     assert "ls_equidistant_centroids" not in ver_m  # supplementary claims never enter the verdicts table
     macros = (tmp_path / "tables" / "macros.tex").read_text()
     assert r"\newcommand{\ProofTheorems}{9}" in macros and r"\newcommand{\PetsFrozenSeeds}{3}" in macros
@@ -305,7 +305,7 @@ def test_table_contents(results_dir, tmp_path):
                         ("MullerTemperatures", "1, 4"), ("MullerDistillStudentCe", "3.0"),
                         ("MullerDistillTStarCe", "4"), ("MullerDistillTeacherCe", "2.5"),
                         ("MullerDistillStudentNone", "4.0"), ("MullerDistillWorseTeacherVerdict", "not reproduced"),
-                        ("MullerMnistCeRatio", "0.550"), ("MullerMnistCeRatioTpl", "0.310"),
+                        ("MullerMnistCeRatio", "0.550"), ("MullerMnistCeSpread", "0.310"), ("MullerMnistCeWrongSpread", "0.110"),
                         ("MullerMnistEquidistantTplVerdict", "reproduced"), ("MullerFigureSeed", "0"),
                         ("MullerPubCalCeEce", "15.0"), ("MullerPubCalTsEce", "2.1"), ("MullerPubCalLsEce", "2.4"),
                         ("MullerPubCalAlpha", "0.05"), ("MullerPubCalSetup", "ResNet-56 on CIFAR-100"),

@@ -19,15 +19,18 @@ __all__ = ["muller_macros"]
 #: Calibration macros per data set (``Muller<Dataset><Suffix>``).
 _CAL_SUFFIXES = ("AlphaStar", "AlphaStarEce", "CeEce", "CeEceTs", "CeT", "LsTMax", "EceTsMax", "EceUniformList",
                  "EceUniform", "EceOffTarget", "EceFastreid", "LsLowersEceDelta", "LsLowersEceVerdict",
-                 "LsMatchesTsDelta", "LsMatchesTsVerdict", "CalibrationVerdict")
+                 "LsMatchesTsDelta", "LsMatchesTsVerdict", "CalibrationVerdict", "OverConfident", "CeTLo",
+                 "SplitGapDelta")
 #: Representation macros per data set.
 _REP_SUFFIXES = ("CeRatio", "LsRatio", "CeCv", "LsCv", "CeRatioTpl", "LsRatioTpl", "CeCvTpl", "LsCvTpl",
                  "TighterDelta", "TighterVerdict", "EquidistantDelta", "EquidistantVerdict",
-                 "TighterTplDelta", "TighterTplVerdict", "EquidistantTplDelta", "EquidistantTplVerdict")
+                 "TighterTplDelta", "TighterTplVerdict", "EquidistantTplDelta", "EquidistantTplVerdict",
+                 "CeSpread", "LsSpread", "CeWrongSpread", "LsWrongSpread", "EquidistantWrongDelta",
+                 "EquidistantWrongVerdict")
 _SETUP = ("MullerSeeds", "MullerConfidence", "MullerEceBins", "MullerMnistN", "MullerMnistTrainPct",
           "MullerMnistHeldPct", "MullerMnistTestPct", "MullerTeacherArch", "MullerStudentArch", "MullerMnistEpochs",
           "MullerMnistBatch", "MullerLsAlpha", "MullerCalAlphas", "MullerCalEpsilon", "MullerFastreidAlpha",
-          "MullerBeta", "MullerTemperatures", "MullerFigureSeed")
+          "MullerBeta", "MullerTemperatures", "MullerFigureSeed", "MullerClassifierArch", "MullerPetsEpochs")
 _PUBLISHED = ("MullerPubCalSetup", "MullerPubCalCeEce", "MullerPubCalTsEce", "MullerPubCalLsEce",
               "MullerPubCalAlpha", "MullerPubTeacherErrCe", "MullerPubTeacherErrLs", "MullerPubStudentErrCe",
               "MullerPubStudentErrLs")
@@ -35,7 +38,8 @@ _DISTILL = ("MullerDistillTeacherCe", "MullerDistillTeacherLs", "MullerDistillTe
             "MullerDistillTeacherDelta", "MullerDistillBetterModelVerdict", "MullerDistillStudentCe",
             "MullerDistillStudentLs", "MullerDistillStudentFastreid", "MullerDistillStudentNone",
             "MullerDistillTStarCe", "MullerDistillTStarLs", "MullerDistillTStarFastreid",
-            "MullerDistillStudentDelta", "MullerDistillWorseTeacherVerdict")
+            "MullerDistillStudentDelta", "MullerDistillWorseTeacherVerdict", "MullerDistillGainDelta",
+            "MullerDistillHelps", "MullerDistillTeacherTrainErr", "MullerTeacherMatchPp")
 
 
 def _macro_names() -> list[str]:
@@ -161,6 +165,11 @@ def _calibration_macros(m: Muller, out: dict[str, Any]) -> None:
             out[pre + name + "Delta"] = _tex_pm(cl.get("difference"), 100, 2, sign=True)
             out[pre + name + "Verdict"] = cl.get("verdict")
         out[pre + "CalibrationVerdict"] = (per or {}).get(d) if isinstance(per, Mapping) else v.get("verdict")
+        met = _path(claims, "ls_lowers_ece", "precondition", "met")
+        out[pre + "OverConfident"] = None if not isinstance(met, bool) else ("yes" if met else "no")
+        lo = _path(specs, BASELINE, "metrics", "temperature", "lo")
+        out[pre + "CeTLo"] = num(lo, 2) if isinstance(lo, (int, float)) else None
+        out[pre + "SplitGapDelta"] = _tex_pm(_path(v, "split_check", "difference"), 100, 2, sign=True)
     if setup_specs:
         uni = _uniform_specs(setup_specs)
         out["MullerCalAlphas"] = ", ".join(f"{a:g}" for a, _ in uni) if uni else None
@@ -206,6 +215,12 @@ def _distillation_macros(m: Muller, out: dict[str, Any]) -> None:
         cl = claims.get(c) if isinstance(claims.get(c), Mapping) else {}
         out[delta] = _tex_pm(cl.get("difference"), 100, 2, sign=True)
         out[verdict] = cl.get("verdict")
+    out["MullerDistillGainDelta"] = _tex_pm(_path(v, "distillation_gain", "difference"), 100, 2, sign=True)
+    hi = _path(v, "distillation_gain", "difference", "hi")
+    out["MullerDistillHelps"] = None if not isinstance(hi, (int, float)) else ("yes" if hi < 0 else "no")
+    tol = v.get("teacher_match_tolerance")
+    out["MullerTeacherMatchPp"] = _g(round(100 * tol, 6)) if isinstance(tol, (int, float)) else None
+    out["MullerDistillTeacherTrainErr"] = _pct(_path(teachers, BASELINE, "metrics", "train_error"), 2)
 
 
 def _representations_macros(m: Muller, out: dict[str, Any]) -> None:
@@ -219,6 +234,12 @@ def _representations_macros(m: Muller, out: dict[str, Any]) -> None:
             for space, tpl in (("test", ""), ("test_templates", "Tpl")):
                 out[f"{pre}{side}Ratio{tpl}"] = _fix(_path(specs, n, space, "ratio"))
                 out[f"{pre}{side}Cv{tpl}"] = _fix(_path(specs, n, space, "between_cv"))
+        for n, side in ((BASELINE, "Ce"), (LS_REFERENCE, "Ls")):
+            out[f"{pre}{side}Spread"] = _fix(_path(specs, n, "test_geometry", "spread"))
+            out[f"{pre}{side}WrongSpread"] = _fix(_path(specs, n, "test_geometry", "wrong_spread"))
+        wrong = _path(v, "claims", "ls_equidistant_wrong_templates")
+        out[f"{pre}EquidistantWrongDelta"] = _tex_pm(_path(wrong, "difference"), 1, 3, sign=True)
+        out[f"{pre}EquidistantWrongVerdict"] = _path(wrong, "verdict")
         for key, tpl in (("claims", ""), ("supplementary_claims", "Tpl")):
             claims = v.get(key) if isinstance(v.get(key), Mapping) else {}
             for c, name in (("ls_tighter_clusters", "Tighter"), ("ls_equidistant_centroids", "Equidistant")):
@@ -248,7 +269,9 @@ def _setup_macros(ms: Mapping[str, Muller], out: dict[str, Any]) -> None:
         out["MullerMnistTrainPct"] = f"{round(100 * (1 - held - test), 6):g}"
         out["MullerMnistHeldPct"] = f"{round(100 * held, 6):g}"
         out["MullerMnistTestPct"] = f"{round(100 * test, 6):g}"
-    out["MullerTeacherArch"] = _arch(cfg.get("arch"))
+    out["MullerTeacherArch"] = _arch(cfg.get("teacher") or cfg.get("arch"))
+    out["MullerClassifierArch"] = _arch(cfg.get("arch"))
+    out["MullerPetsEpochs"] = _path(_config(ms, "pets"), "train", "epochs")
     out["MullerStudentArch"] = _arch(cfg.get("student"))
     out["MullerMnistEpochs"] = _path(cfg, "train", "epochs")
     out["MullerMnistBatch"] = _path(cfg, "train", "batch_size")

@@ -6,12 +6,12 @@ The ``\\Muller...`` macros are :mod:`lsbench.report.muller_macros`; :mod:`lsbenc
   scaling, T, held-out ECE, paired Δ ECE from ``ce``; the published ECEs in a note;
 * ``muller-distillation``    -- per data set and teacher: teacher error and student error at
   each distillation temperature (``*`` marks the T* chosen on held-out data);
-* ``muller-representations`` -- per data set and recipe: cluster tightness (within/between
-  ratio, spread of the centroid distances) in the penultimate space (the verdict's measures) and,
-  marked supplementary, inside the template subspace; the paired differences of the sub-claims
-  and the ``supplementary_claims`` (not part of the verdict);
-* ``muller-verdicts``        -- every sub-claim with its paired difference, the published value
-  and the verdict, and each finding's verdict;
+* ``muller-representations`` -- per data set and recipe: inside the template subspace (the
+  verdict's measures) the within-class spread and the CV of the wrong-class template distances,
+  and, marked supplementary, the centroid measures of the full penultimate space; the paired
+  differences of the sub-claims and the ``supplementary_claims`` (not part of the verdict);
+* ``muller-verdicts``        -- every sub-claim with its precondition (met / not met), paired
+  difference, the published value and the verdict, and each finding's verdict;
 * figure ``muller_representations`` -- drawn by :func:`render_figure` (the renderer
   ``reproduce muller`` uses too) from the projection recorded in
   ``muller-representations.json``, with a fixed PDF date.
@@ -255,13 +255,15 @@ def distillation_table(m: Muller) -> Table:
 
 # --------------------------------------------------------------------------- representations
 
-REP_COLUMNS = ("data set", "space", "recipe", "seeds", "within/between (test)", "centroid-distance CV (test)",
-               "within/between (train)")
-#: (label in the table, test space key, train space key, claims key); the second is supplementary.
-REP_SPACES = (("penultimate", "test", "train", "claims"),
-              ("template subspace (suppl.)", "test_templates", "train_templates", "supplementary_claims"))
-#: Which sub-claim is the paired difference of which measure (on test examples).
-REP_CLAIM_MEASURE = {"ls_tighter_clusters": "ratio", "ls_equidistant_centroids": "between_cv"}
+REP_COLUMNS = ("data set", "space", "recipe", "seeds", "spread (test)", "wrong-class / centroid CV (test)",
+               "spread (train)")
+#: (label in the table, test space key, train space key, claims key, spread key, CV key): the template
+#: subspace (the verdict's measures) and the full penultimate space (supplementary).
+REP_SPACES = (("template subspace", "test_geometry", "train_geometry", "claims", "spread", "wrong_spread"),
+              ("full penultimate (suppl.)", "test", "train", "supplementary_claims", "ratio", "between_cv"))
+#: Which sub-claim is the paired difference of which column (on test examples).
+REP_CLAIM_MEASURE = {"ls_tighter_clusters": "spread", "ls_equidistant_wrong_templates": "cv",
+                     "ls_equidistant_centroids": "cv"}
 
 
 def _claim_text(c: str, cl: Mapping, scale: float = 1.0, digits: int = 3, unit: str = "") -> str:
@@ -277,7 +279,7 @@ def representations_table(m: Muller) -> Table:
     for d, v in _recorded_datasets(m, rows, len(REP_COLUMNS)):
         specs = v.get("specs") or {}
         first = True
-        for label, test_key, train_key, claims_key in REP_SPACES:
+        for label, test_key, train_key, claims_key, spread, cv in REP_SPACES:
             if not any(isinstance(a.get(test_key), Mapping) for a in specs.values()):
                 continue  # this space was not recorded (older results)
             suppl = claims_key != "claims"
@@ -285,12 +287,11 @@ def representations_table(m: Muller) -> Table:
             for j, (n, a) in enumerate(specs.items()):
                 test, train = a.get(test_key) or {}, a.get(train_key) or {}
                 rows.append((d if first else "", label if j == 0 else "", n, str(len(a.get("seeds") or [])),
-                             pm(test.get("ratio"), 1, 3), pm(test.get("between_cv"), 1, 3),
-                             pm(train.get("ratio"), 1, 3)))
+                             pm(test.get(spread), 1, 3), pm(test.get(cv), 1, 3), pm(train.get(spread), 1, 3)))
                 first = False
             claims = v.get(claims_key) or {}
             if isinstance(claims, Mapping) and claims:
-                cells = {"ratio": DASH, "between_cv": DASH}
+                cells = {"spread": DASH, "cv": DASH}
                 pair = None
                 for c, cl in claims.items():
                     if not isinstance(cl, Mapping):
@@ -302,18 +303,20 @@ def representations_table(m: Muller) -> Table:
                     if suppl:
                         supplementary.setdefault(d, []).append(_claim_text(c, cl))
                 what = f"Δ {pair[0]} − {pair[1]}" if pair and all(pair) else "Δ (paired)"
-                rows.append(("", "", what, "", cells["ratio"], cells["between_cv"], DASH))
-    notes = ["Mean distance to the own class centroid over the mean distance between centroids (smaller = "
-             "tighter), and the coefficient of variation of the distances between centroids (0 = equidistant); "
-             "mean ± 95% CI over seeds. Δ: the paired difference of a sub-claim (* the CI excludes 0).",
-             "Penultimate: the penultimate-layer activations; the verdict uses this space only (its sub-claims "
-             "are in the verdicts table)."]
+                rows.append(("", "", what, "", cells["spread"], cells["cv"], DASH))
+    notes = ["Template subspace (the verdict's measures, as the paper's Figure 1 argues): the activations "
+             "projected onto the $(K-1)$-dimensional span of the template differences $w_k - w_0$ (the only "
+             "directions that change the softmax output); spread = mean distance to the own class mean over "
+             "the mean distance between class means (smaller = tighter); wrong-class spread = the std of each "
+             "example's squared distances to the wrong-class templates over how much closer its own template "
+             "is, averaged (0 = equidistant wrong classes). Mean ± 95% CI over seeds. Δ: the paired difference of a sub-claim "
+             "(* the CI excludes 0)."]
     if any_suppl:
-        notes.append("Template subspace (suppl.): supplementary, not part of the verdict; the activations "
-                     "projected onto the $(K-1)$-dimensional span of the template differences $w_k - w_0$ "
-                     "(the only directions that change the softmax output).")
+        notes.append("Full penultimate (suppl.): not part of the verdict; the same spread in the whole "
+                     "penultimate space (including directions the last layer ignores) and, in the CV column, the "
+                     "coefficient of variation of the distances between class centroids.")
     if supplementary:
-        notes.append("Supplementary sub-claims (template subspace, same rule, not part of the verdict): "
+        notes.append("Supplementary sub-claims (full penultimate space, same rule, not part of the verdict): "
                      + "; ".join(f"{d}: {', '.join(c)}" for d, c in supplementary.items()) + ".")
     caption = ("Müller et al. (2019) reproduction, representations: does label smoothing make tight, "
                "equidistant class clusters?")
@@ -322,13 +325,21 @@ def representations_table(m: Muller) -> Table:
 
 # --------------------------------------------------------------------------- verdicts
 
-VERDICT_COLUMNS = ("finding", "data set", "sub-claim", "difference", "published", "verdict")
+VERDICT_COLUMNS = ("finding", "data set", "sub-claim", "precondition", "difference", "published", "verdict")
+
+
+def _precondition_cell(cl: Mapping) -> str:
+    pre = cl.get("precondition")
+    if not isinstance(pre, Mapping) or not isinstance(pre.get("met"), bool):
+        return DASH
+    return "met" if pre["met"] else "not met"
 
 
 def verdicts_table(ms: Mapping[str, Muller]) -> Table:
     rows = []
     rule = None
     skipped: list[str] = []
+    premises: dict[str, str] = {}
     for i, e in enumerate(e for e in EXPERIMENTS if e in ms):
         m = ms[e]
         rule = rule or m.file.data.get("verdict_rule")
@@ -337,19 +348,25 @@ def verdicts_table(ms: Mapping[str, Muller]) -> Table:
         scale, digits, unit = (1.0, 3, "") if e == "representations" else (100.0, 2, " pp")
         for d, v in m.datasets.items():
             if not is_recorded(v):
-                rows.append((e, d, DASH, DASH, DASH, "skipped"))
+                rows.append((e, d, DASH, DASH, DASH, DASH, "skipped"))
                 skipped.append(f"{e}, {skip_reason(d, v)}.")
                 continue
             claims = v.get("claims") or {}
             if not claims:
-                rows.append((e, d, DASH, DASH, DASH, str(v.get("verdict") or DASH)))
+                rows.append((e, d, DASH, DASH, DASH, DASH, str(v.get("verdict") or DASH)))
             for c, cl in claims.items():
                 diff = cl.get("difference")
-                rows.append((e, d, c, (pm(diff, scale, digits, sign=True) + unit) if diff else DASH,
+                pre = cl.get("precondition")
+                if isinstance(pre, Mapping) and isinstance(pre.get("description"), str):
+                    premises.setdefault(f"{e}/{d}/{c}", pre["description"])
+                rows.append((e, d, c, _precondition_cell(cl), (pm(diff, scale, digits, sign=True) + unit) if diff else DASH,
                              str(cl.get("published") or DASH), str(cl.get("verdict"))))
         overall = m.verdict.get("verdict") if isinstance(m.verdict, Mapping) else None
-        rows.append((e, "all", "(finding)", "", "", str(overall or DASH)))
+        rows.append((e, "all", "(finding)", "", "", "", str(overall or DASH)))
     notes = list(skipped)
+    if premises:
+        notes.append("Preconditions (checked before the sign; not met: the verdict is 'precondition not met'): "
+                     + "; ".join(f"{k}: {t}" for k, t in premises.items()) + ".")
     if rule:
         notes.append(f"Verdict rule: {rule}")
     quick = [e for e in EXPERIMENTS if e in ms and ms[e].quick]
@@ -359,7 +376,7 @@ def verdicts_table(ms: Mapping[str, Muller]) -> Table:
     notes += [f"Caveat: {c}" for c in caveats]
     if "representations" in ms and any(is_recorded(v) and v.get("supplementary_claims")
                                          for v in ms["representations"].datasets.values()):
-        notes.append("The template-subspace sub-claims are supplementary and not part of any verdict "
+        notes.append("The full-penultimate-space sub-claims are supplementary and not part of any verdict "
                      "(see the representations table).")
     notes = [portable_paths(n) for n in notes]
     return Table(
@@ -367,7 +384,7 @@ def verdicts_table(ms: Mapping[str, Muller]) -> Table:
         caption="Müller et al. (2019) reproduction: each published sub-claim as the sign of a paired "
                 "difference (method − reference) over seeds, and its verdict.",
         columns=VERDICT_COLUMNS, rows=tuple(rows), sources=tuple(ms[e].file.source for e in EXPERIMENTS if e in ms),
-        align=f"lllr{P('3.8cm')}l", notes=tuple(notes), shrink_only=True, ragged_notes=True,
+        align=f"llllr{P('3.4cm')}l", notes=tuple(notes), shrink_only=True, ragged_notes=True,
     )
 
 
@@ -398,61 +415,76 @@ def figure_panels(m: Muller) -> dict:
     return out
 
 
+def _row_limits(panels: Sequence[Mapping]) -> tuple[tuple[float, float], tuple[float, float]]:
+    """One pair of axis limits for every panel of a row (LS and no LS on the same axes), square so that
+    equal aspect keeps them: the bounding box of all points and templates, 5 % margin."""
+    pts = np.concatenate([np.asarray(p["coords"], np.float64).reshape(-1, 2) for p in panels]
+                         + [np.asarray(p["templates"], np.float64).reshape(-1, 2) for p in panels])
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    centre, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2, 1e-9) * 1.05
+    return (centre[0] - half, centre[0] + half), (centre[1] - half, centre[1] + half)
+
+
 def render_figure(panels_by_dataset: Mapping[str, Mapping], out_base: Path) -> list[str]:
-    """Müller's Figure 1 layout: a row per data set, columns ce/train, ce/test, LS/train, LS/test.
+    """Müller's Figure 1 layout: a row per data set, columns ce/train, ce/test, LS/train, LS/test, every
+    panel of a row on the same axes; drawn at the paper's text width in the house style
+    (:mod:`lsbench.report.figures`, tick labels 7 pt at print size).
 
     Writes ``out_base.png`` and ``out_base.pdf`` atomically; returns their paths.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     rows = [d for d in panels_by_dataset if panels_by_dataset[d].get("panels")]
     if not rows:
         return []
     order = [(BASELINE, "train"), (BASELINE, "test"), (LS_REFERENCE, "train"), (LS_REFERENCE, "test")]
     colors = ["tab:blue", "tab:orange", "tab:green"]
-    fig, axes = plt.subplots(len(rows), 4, figsize=(13, 3.3 * len(rows)), squeeze=False)
-    for i, d in enumerate(rows):
-        fig_data = panels_by_dataset[d]
-        panels = {(p["spec"], p["split"]): p for p in fig_data["panels"]}
-        names = fig_data.get("class_names") or [str(c) for c in fig_data["classes"]]
-        for j, key in enumerate(order):
-            ax = axes[i][j]
-            p = panels.get(key)
-            if p is None:
-                ax.set_axis_off()
-                continue
-            xy = np.asarray(p["coords"], np.float64)
-            lab = np.asarray(p["labels"])
-            for c_i, c in enumerate(fig_data["classes"]):
-                m = lab == c
-                ax.scatter(xy[m, 0], xy[m, 1], s=5, alpha=0.55, color=colors[c_i], label=names[c_i],
-                           linewidths=0)
-            tp = np.asarray(p["templates"], np.float64)
-            ax.scatter(tp[:, 0], tp[:, 1], marker="x", s=40, color="black", linewidths=1.2)
-            alpha = "no LS" if key[0] == BASELINE else "LS α = 0.1"
-            ax.set_title(f"{d}: {alpha}, {key[1]}", fontsize=10)
-            ax.tick_params(labelsize=7)
-            ax.set_aspect("equal", adjustable="datalim")
-        from matplotlib.lines import Line2D
-
-        handles = [Line2D([], [], ls="", marker="o", ms=4, color=colors[c_i], label=names[c_i])
-                   for c_i in range(len(fig_data["classes"]))]
-        handles.append(Line2D([], [], ls="", marker="x", ms=6, color="black", label="templates $w_k$"))
-        axes[i][0].legend(handles=handles, fontsize=7, loc="best")
-    fig.suptitle("Penultimate-layer activations projected onto the plane through the templates of three "
-                 f"classes (seed {panels_by_dataset[rows[0]]['seed']})", fontsize=11)
-    fig.tight_layout()
-    paths = []
-    for ext in ("png", "pdf"):
-        buf = io.BytesIO()
-        fig.savefig(buf, format=ext, dpi=150)
-        target = out_base.with_suffix(f".{ext}")
-        atomic_write_bytes(target, buf.getvalue())
-        paths.append(str(target))
-    plt.close(fig)
+    with F.style():
+        fig = F.new_figure(F.TEXT_WIDTH_IN, 0.3 + 1.55 * len(rows), layout="constrained")
+        axes = fig.subplots(len(rows), 4, squeeze=False)
+        for i, d in enumerate(rows):
+            fig_data = panels_by_dataset[d]
+            panels = {(p["spec"], p["split"]): p for p in fig_data["panels"]}
+            names = fig_data.get("class_names") or [str(c) for c in fig_data["classes"]]
+            xlim, ylim = _row_limits(list(panels.values()))
+            for j, key in enumerate(order):
+                ax = axes[i][j]
+                p = panels.get(key)
+                if p is None:
+                    ax.set_axis_off()
+                    continue
+                xy = np.asarray(p["coords"], np.float64)
+                lab = np.asarray(p["labels"])
+                for c_i, c in enumerate(fig_data["classes"]):
+                    m = lab == c
+                    ax.scatter(xy[m, 0], xy[m, 1], s=3, alpha=0.5, color=colors[c_i], linewidths=0,
+                               rasterized=True)
+                tp = np.asarray(p["templates"], np.float64)
+                ax.scatter(tp[:, 0], tp[:, 1], marker="x", s=30, color="black", linewidths=1.0)
+                ax.set_title(f"{'no LS' if key[0] == BASELINE else 'LS α = 0.1'}, {key[1]}", fontsize=8)
+                if j == 0:
+                    ax.set_ylabel(d)
+                ax.set_xlim(*xlim)
+                ax.set_ylim(*ylim)
+                ax.set_aspect("equal", adjustable="box")
+                ax.locator_params(nbins=4)
+                if j:
+                    ax.tick_params(labelleft=False)
+            handles = [Line2D([], [], ls="", marker="o", ms=3, color=colors[c_i], label=names[c_i])
+                       for c_i in range(len(fig_data["classes"]))]
+            handles.append(Line2D([], [], ls="", marker="x", ms=4, color="black", label="templates $w_k$"))
+            # outside the panels, right of the row: it hides no point
+            axes[i][3].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.03, 1.0), handletextpad=0.2,
+                              borderpad=0.3, borderaxespad=0.0, frameon=False)
+        fig.suptitle("Penultimate activations projected onto the plane through three templates "
+                     f"(seed {panels_by_dataset[rows[0]]['seed']}; same axes in each row)", fontsize=8)
+        paths = []
+        for ext, meta in (("png", F.PNG_METADATA), ("pdf", F.PDF_METADATA)):
+            buf = io.BytesIO()
+            fig.savefig(buf, format=ext, dpi=F.DPI, metadata=meta)
+            target = out_base.with_suffix(f".{ext}")
+            atomic_write_bytes(target, buf.getvalue())
+            paths.append(str(target))
     return paths
 
 

@@ -20,9 +20,9 @@ from lsbench import provenance as prov
 from lsbench.experiments import compare, records, workdir
 from lsbench.experiments.muller import analysis as ana
 from lsbench.experiments.muller.aggregate import (aggregate_calibration, aggregate_distillation,
-                                                  aggregate_representations, caveats, student_name)
-from lsbench.experiments.muller.config import (BASELINE, DATASETS, DEFAULT_DATASETS, DISTILLATION_DATASETS,
-                                               LS_REFERENCE, SPECS, MullerConfig, Spec, run_settings)
+                                                  aggregate_representations, caveats, figure_data, student_name)
+from lsbench.experiments.muller.config import (DATASETS, DEFAULT_DATASETS, DISTILLATION_DATASETS, SPECS,
+                                               MullerConfig, Spec, run_settings)
 from lsbench.experiments.muller.data import (DataCtx, DatasetSkipped, class_names, load_mnist_like,
                                              load_pets_features)
 from lsbench.experiments.muller.flags import UsageError, add_arguments, from_args
@@ -75,6 +75,7 @@ class Job:
     path: Path
     key: str = ""
     spec: Spec | None = None
+    arch: Mapping[str, Any] | None = None  # classifier: the architecture it trains
     teacher: str | None = None  # student: teacher spec name, or None (student-none)
     temperature: float | None = None
 
@@ -234,7 +235,8 @@ class Experiment:
                 continue
             setup = ctx.setup.to_dict()
             ctx.common = {"experiment": "muller", "dataset": d, "quick": self.quick, "data": ctx.identity,
-                          "split": setup["split"], "arch": setup["arch"], "student": setup["student"],
+                          "split": setup["split"], "arch": setup["arch"], "teacher": setup["teacher"],
+                          "student": setup["student"],
                           "train": setup["train"], "ece_bins": self.cfg.ece_bins,
                           "projection_classes": list(self.cfg.projection_classes),
                           "settings": run_settings(self.cfg)}
@@ -250,17 +252,22 @@ class Experiment:
             return list(self.teachers)
         return list(self.cfg.representation_specs)
 
-    def classifier_job(self, d: str, name: str, seed: int) -> Job:
+    def classifier_job(self, d: str, name: str, seed: int, role: str = "classifier") -> Job:
+        """The run of spec ``name``; ``role="teacher"``: as a distillation teacher, which is its own run
+        (``teacher-<name>``, the setup's teacher architecture) where that differs from the classifiers'."""
         ctx = self.data[d]
         spec = SPECS[name]
-        key = prov.digest({"common_key": ctx.common_key, "kind": "classifier", "name": name,
+        own_teacher = role == "teacher" and to_dict(ctx.setup.teacher_arch) != to_dict(ctx.setup.arch)
+        run_name = f"teacher-{name}" if own_teacher else name
+        key = prov.digest({"common_key": ctx.common_key, "kind": "classifier", "name": run_name,
                            "loss": spec.loss(), "seed": int(seed), "code_sha256": self.code_sha256})
-        return Job("classifier", d, name, int(seed), self.runs_root / d / f"{name}-seed{seed}.json", key, spec=spec)
+        return Job("classifier", d, run_name, int(seed), self.runs_root / d / f"{run_name}-seed{seed}.json", key,
+                   spec=spec, arch=ctx.setup.teacher_arch if own_teacher else ctx.setup.arch)
 
     def student_job(self, d: str, teacher: str | None, t: float | None, seed: int) -> Job:
         ctx = self.data[d]
         name = student_name(teacher, t)
-        teacher_key = self.classifier_job(d, teacher, seed).key if teacher else None
+        teacher_key = self.classifier_job(d, teacher, seed, "teacher").key if teacher else None
         key = prov.digest({"common_key": ctx.common_key, "kind": "student", "name": name, "teacher": teacher,
                            "teacher_run_key": teacher_key, "temperature": t,
                            "beta": self.cfg.beta if teacher else 0.0, "seed": int(seed),
@@ -273,8 +280,9 @@ class Experiment:
         for d in self.datasets_for[experiment]:
             if d not in self.data:
                 continue
+            role = "teacher" if experiment == "distillation" else "classifier"
             for seed in self.seeds:
-                jobs += [self.classifier_job(d, n, seed) for n in self.classifier_specs(experiment, d)]
+                jobs += [self.classifier_job(d, n, seed, role) for n in self.classifier_specs(experiment, d)]
                 if experiment == "distillation":
                     jobs.append(self.student_job(d, None, None, seed))
                     jobs += [self.student_job(d, n, t, seed) for n in self.teachers for t in self.temperatures]
@@ -315,14 +323,12 @@ class Experiment:
             return
         self.log(f"{len(jobs)} run(s) to train, {len(self.skipped)} already recorded (records in {self.runs_root})")
         with tqdm(total=len(jobs), desc="muller runs", unit="run", disable=not self.progress) as bar:
-            for job in jobs:
+            for job, rec in self.train_seeds(jobs):
                 bar.set_postfix_str(f"{job.dataset} {job.name} seed {job.seed}")
                 if job.kind == "classifier":
-                    rec = self.train_classifier(job)
                     line = (f"ECE {rec['test']['ece'] * 100:.2f} % (after TS {rec['test']['ece_ts'] * 100:.2f} %, "
                             f"T = {rec['temperature']:.2f}), tightness {rec['tightness']['test']['ratio']:.3f}")
                 else:
-                    rec = self.train_student(job)
                     line = f"held-out error {rec['heldout']['error'] * 100:.2f} %"
                 self.trained.append([job.dataset, job.name, job.seed])
                 self.write_all("running")
@@ -330,6 +336,21 @@ class Experiment:
                 bar.write(f"  {job.dataset:<6} {job.name:<34} seed {job.seed}: test error "
                           f"{rec['test']['error'] * 100:.2f} %, {line} [{rec['wall_time_s']['train']:.1f} s]",
                           file=sys.stderr)
+
+    def train_seeds(self, jobs: list[Job]):
+        """Train ``jobs`` (planned order) and yield ``(job, record)`` as each finishes.
+
+        The one per-seed loop of the experiment: jobs that differ only in their seed (same data set,
+        kind and name; their splits have the same sizes, so the shapes agree) are trained one after
+        the other here, each through :func:`lsbench.train.fit`. A training API vmapped over seeds
+        replaces the inner loop of this method and nothing else.
+        """
+        groups: dict[tuple, list[Job]] = {}
+        for job in jobs:
+            groups.setdefault((job.kind, job.dataset, job.name), []).append(job)
+        for group in groups.values():
+            for job in group:  # the per-seed loop
+                yield job, (self.train_classifier(job) if job.kind == "classifier" else self.train_student(job))
 
     def _logits_path(self, job: Job) -> Path:
         return self.cache_root / "muller" / "logits" / f"{job.dataset}-{job.name}-seed{job.seed}-{job.key}.npz"
@@ -345,7 +366,7 @@ class Experiment:
         spec = job.spec
         config = ctx.setup.train
         loss = make_loss(spec.recipe, dict(spec.params), ctx.num_classes)
-        model = build_model(ctx.setup.arch, ctx.x.shape[1], ctx.num_classes, job.seed)
+        model = build_model(job.arch, ctx.x.shape[1], ctx.num_classes, job.seed)
         t0 = time.perf_counter()
         trained, log = fit(model, {"image": ctx.x[split.train], "label": ctx.y[split.train]}, loss, config,
                            seed=job.seed, progress=self.progress, desc=f"{job.dataset} {job.name} seed {job.seed}")
@@ -362,7 +383,9 @@ class Experiment:
         tight = {"train": ana.cluster_tightness(h[split.train], y[split.train]),
                  "test": ana.cluster_tightness(h[split.test], y[split.test]),
                  "train_templates": ana.cluster_tightness(h[split.train] @ sub, y[split.train]),
-                 "test_templates": ana.cluster_tightness(h[split.test] @ sub, y[split.test])}
+                 "test_templates": ana.cluster_tightness(h[split.test] @ sub, y[split.test]),
+                 "train_geometry": ana.template_geometry(h[split.train], y[split.train], w.T),
+                 "test_geometry": ana.template_geometry(h[split.test], y[split.test], w.T)}
         classes = [c for c in self.cfg.projection_classes if c < ctx.num_classes]
         templates = w[:, classes].T
         basis = ana.template_plane_basis(templates)
@@ -384,7 +407,7 @@ class Experiment:
         rec = {
             "schema": RUN_SCHEMA, "kind": "classifier", "dataset": job.dataset, "name": job.name,
             "seed": job.seed, "run_key": job.key, "common_key": ctx.common_key, "loss": spec.loss(),
-            "description": spec.description, "config": ctx.common,
+            "description": spec.description, "arch": to_dict(job.arch), "config": ctx.common,
             "split": {**split.sizes(), "train_digest": prov.digest(split.train.tolist()),
                       "held_digest": prov.digest(split.held.tolist()),
                       "test_digest": prov.digest(split.test.tolist())},
@@ -398,7 +421,7 @@ class Experiment:
         return rec
 
     def teacher_logits(self, d: str, teacher: str, seed: int) -> np.ndarray:
-        tjob = self.classifier_job(d, teacher, seed)
+        tjob = self.classifier_job(d, teacher, seed, "teacher")
         if tjob.ident in self.logits:
             return self.logits[tjob.ident]
         rec = self.records.get(tjob.path) or (records.read_record(tjob.path) if tjob.path.exists() else None)
@@ -429,7 +452,7 @@ class Experiment:
         else:
             data["teacher_logits"] = self.teacher_logits(job.dataset, job.teacher, job.seed)[split.train]
             loss = make_distillation_loss(float(job.temperature), self.cfg.beta)
-            teacher_key = self.classifier_job(job.dataset, job.teacher, job.seed).key
+            teacher_key = self.classifier_job(job.dataset, job.teacher, job.seed, "teacher").key
         model = build_model(ctx.setup.student, ctx.x.shape[1], ctx.num_classes, job.seed)
         t0 = time.perf_counter()
         trained, log = fit(model, data, loss, config, seed=job.seed, progress=self.progress,
@@ -490,7 +513,7 @@ class Experiment:
                 runs_index.append({"dataset": d, "name": j.name, "seed": j.seed, "run_key": j.key,
                                    "file": os.path.relpath(j.path, self.out_dir)})
                 if j.kind == "classifier":
-                    by_name.setdefault(j.name, []).append(r)
+                    by_name.setdefault(j.spec.name, []).append(r)
                 else:
                     students.setdefault((j.teacher, j.temperature), []).append(r)
             if experiment == "calibration":
@@ -500,7 +523,8 @@ class Experiment:
                                              self.temperatures)
             else:
                 agg = aggregate_representations({n: by_name.get(n, []) for n in self.cfg.representation_specs})
-                agg["figure"] = self.figure_data(d, by_name)
+                agg["figure"] = figure_data(by_name, min(self.seeds), self.cfg.projection_classes,
+                                            lambda classes, d=d: class_names(d, classes))
             datasets[d] = {"status": "ok" if not missing else "incomplete",
                            "reason": None if not missing else f"{missing} run(s) not recorded yet",
                            "config": ctx.common, "common_key": ctx.common_key, **agg}
@@ -528,21 +552,6 @@ class Experiment:
             },
             "runs_dir": os.path.relpath(self.runs_root, self.out_dir),
         }
-
-    def figure_data(self, d: str, by_name: Mapping[str, list]) -> dict:
-        seed = min(self.seeds)
-        panels = []
-        classes = list(self.cfg.projection_classes)
-        for n in (BASELINE, LS_REFERENCE):
-            rec = next((r for r in by_name.get(n, []) if r["seed"] == seed), None)
-            if rec is None:
-                continue
-            p = rec["projection"]
-            classes = p["classes"]
-            for part in ("train", "test"):
-                panels.append({"spec": n, "split": part, "coords": p[part]["coords"], "labels": p[part]["labels"],
-                               "templates": p["templates"]})
-        return {"seed": seed, "classes": classes, "class_names": class_names(d, classes), "panels": panels}
 
     def write_all(self, status: str) -> dict:
         results = {}

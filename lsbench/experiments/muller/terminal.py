@@ -75,29 +75,32 @@ def format_report(results: Mapping[str, Mapping], temperatures: Sequence[float],
         for d, v in _recorded(results["representations"], "representations", out):
             rows = []
             for n, a in v["specs"].items():
-                tt = a.get("test_templates") or {}
-                rows.append((n, pct(a["test"]["ratio"], 1.0, 3), pct(a["test"]["between_cv"], 1.0, 3),
-                             pct(a["train"]["ratio"], 1.0, 3), pct(tt.get("ratio"), 1.0, 3),
-                             pct(tt.get("between_cv"), 1.0, 3)))
-            out.append(f"\n== representations / {d}: cluster tightness (mean ± 95% CI); penultimate space, "
-                       "and projected onto the template subspace")
-            out.append(text_table(("recipe", "within/between (test)", "centroid CV (test)",
-                               "within/between (train)", "templates: within/between (test)",
-                               "templates: centroid CV (test)"), rows))
+                g = a.get("test_geometry") or {}
+                rows.append((n, pct(g.get("spread"), 1.0, 3), pct(g.get("wrong_spread"), 1.0, 3),
+                             pct(a["test"]["ratio"], 1.0, 3), pct(a["test"]["between_cv"], 1.0, 3)))
+            out.append(f"\n== representations / {d} (mean ± 95% CI, test examples): template subspace (the "
+                       "verdict's measures), and the full penultimate space (supplementary)")
+            out.append(text_table(("recipe", "templates: spread", "templates: wrong-class spread",
+                                   "full: within/between", "full: centroid CV"), rows))
     out.append("\n== verdicts (" + ana.VERDICT_RULE + ")")
-    rows = []
+    rows, out_pre = [], []
     for e, res in results.items():
         for d, v in res["datasets"].items():
             if v.get("status") not in ("ok", "incomplete"):
                 rows.append((e, d, "-", "-", "-", "skipped"))
                 continue
             claims = [(c, cl, "") for c, cl in v.get("claims", {}).items()]
-            claims += [(c, cl, " (suppl.: templates)") for c, cl in v.get("supplementary_claims", {}).items()]
+            claims += [(c, cl, " (suppl.)") for c, cl in v.get("supplementary_claims", {}).items()]
             for c, cl, tag in claims:
                 rows.append((e, d, c + tag, pct(cl["difference"], 100.0 if e != "representations" else 1.0,
                                                     2 if e != "representations" else 3, sign=True),
                              cl["published"], cl["verdict"] + (" (not in verdict)" if tag else "")))
+            for c, cl, tag in claims:
+                pre = cl.get("precondition") or {}
+                if not tag and not pre.get("met", True):
+                    out_pre.append(f"{e} / {d} / {c}: precondition not met -- {pre.get('description')}")
         rows.append((e, "ALL", "", "", "", res["verdict"]["verdict"].upper()))
     out.append(text_table(("finding", "dataset", "sub-claim", "measured Δ (pp; ratio)", "published Δ", "verdict"),
                       rows))
+    out += out_pre
     return "\n".join(out)
