@@ -207,8 +207,8 @@ def vocab_theorem(recipe: str, dtype: str, jobs: tuple, ks=cd.KS) -> kn.Theorem:
         return [kn.Claim(sp.Integer(0) if ok else sp.Symbol(text or "refused"), "zero", label,
                          decide=cd.is_exact_zero, instances=False) for label, ok, text in mine]
 
-    statement = (rf"	ext{{jaxpr of vocab-sharded per\_example, loss, grad ({VOCAB_SHARDS} shards, {dtype},"
-                 r" shard\_map and collectives)}} = 	ext{dense spec and its derivative}")
+    statement = (rf"\text{{jaxpr of vocab-sharded per\_example, loss, grad ({VOCAB_SHARDS} shards, {dtype},"
+                 r" shard\_map and collectives)} = \text{dense spec and its derivative}")
     return cd.code_theorem(recipe, f"code_vocab_{dtype}", statement, build_k, "", ks,
                            note=f"checked in a subprocess with {VOCAB_SHARDS} CPU devices")
 
