@@ -297,6 +297,7 @@ class _Gen:
         self.pets()
         self.muller()
         self.table(conventions_report.conventions_table())  # from the code alone (issue 17)
+        self.macros.update(conventions_report.macros())
         self.write_macros()
         return self.out
 
