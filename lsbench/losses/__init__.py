@@ -3,7 +3,9 @@ r"""Every published form of label smoothing as a pure, jit-compiled JAX loss.
 Each recipe is a public, type-hinted function returning per-example losses,
 ``lsbench.losses.uniform(logits, labels, *, epsilon=0.1, where=None, ...)``
 (beside ``off_target``, ``fastai``, ``tf_onehot``, ``fastreid``,
-``speech_transformer`` and ``distillation``), as optax's losses are.
+``speech_transformer`` and ``distillation``, and the sequence-model forms
+``flax_kl``, ``opennmt``, ``hf_label_smoother``, ``fairseq_v0_10`` and ``fairseq``),
+as optax's losses are.
 ``RECIPES[name].loss(logits, labels, **params)`` returns the scalar loss with
 the recipe's own published reduction; ``.per_example`` returns the per-position
 losses; ``.targets`` (where a recipe has one) the dense target distribution,
