@@ -1,4 +1,4 @@
-"""Command line: ``python -m lsbench {list,verify,bench,reproduce,paper}``.
+"""Command line: ``python -m lsbench {list,verify,bench,reproduce,paper,convert}``.
 
 Each subcommand lives in its own module under :mod:`lsbench.commands`, which
 exposes ``add_arguments(parser)`` and ``run(args) -> int``; this file only wires
@@ -38,6 +38,8 @@ COMMANDS = (
             "re-run a published experiment (pets, muller) -> paper/results/<experiment>-*.json", "experiments"),
     Command("paper", "lsbench.commands.paper",
             "regenerate paper/tables and paper/figures from paper/results (byte for byte)", "paper"),
+    Command("convert", "lsbench.commands.convert",
+            "convert a label-smoothing ε between the published conventions (each answer a proven theorem)", ""),
 )
 
 #: Optional third-party modules -> the extra of pyproject.toml that installs them.

@@ -34,6 +34,11 @@ MODULES = (
     "speech_transformer",
     "distillation",
     "self_correction",
+    "flax_kl",
+    "opennmt",
+    "hf_label_smoother",
+    "fairseq_v0_10",
+    "fairseq",
 )
 
 

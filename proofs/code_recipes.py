@@ -19,10 +19,15 @@ import sympy as sp
 
 from proofs import code as cd
 from proofs import distillation as p_distillation
+from proofs import fairseq as p_fairseq
+from proofs import fairseq_v0_10 as p_fairseq_v0_10
 from proofs import fastai as p_fastai
 from proofs import fastreid as p_fastreid
+from proofs import flax_kl as p_flax_kl
+from proofs import hf_label_smoother as p_hf_label_smoother
 from proofs import kernel as kn
 from proofs import off_target as p_off_target
+from proofs import opennmt as p_opennmt
 from proofs import self_correction as p_self_correction
 from proofs import speech_transformer as p_speech
 from proofs import tf_onehot as p_tf_onehot
@@ -88,6 +93,7 @@ class Spec:
     assume_nonzero: bool = False
     statement: str = ""
     assumptions: str = ""
+    min_classes: int = 2  #: the smallest K the recipe accepts (the code theorems use the KS at or above it)
 
 
 EPS = {"epsilon": (lambda K: kn.eps, lambda K: 0.1)}
@@ -129,6 +135,25 @@ def _self_correction(row, p):
             {SG_WEIGHT: p_self_correction.weight(p_y, p["alpha"])})
 
 
+def summed(rows, b: cd.Batch, p) -> sp.Expr:
+    """The published sum over the kept rows (fairseq, OpenNMT-py)."""
+    return sp.Add(*[r for r, k in zip(rows, b.kept) if k])
+
+
+OPENNMT_PAD = 1  #: the code theorems' padding index (a class of every K ≥ 3)
+#: the published guard, exactly: the jaxpr interpreter reads the float32 literal 1e-20 as 10**-20
+FLAX_GUARD = sp.Rational(1, 10**20)
+
+
+def _flax_kl(row, p):
+    return ce(row, lambda j: p_off_target.q(row, j, p["epsilon"])) - p_flax_kl.constant(row.K, p["epsilon"], FLAX_GUARD), {}
+
+
+def _opennmt(row, p):
+    e = p["epsilon"]
+    return ce(row, lambda j: p_opennmt.q(row, j, e, OPENNMT_PAD)) - p_opennmt.entropy(row.K, e), {}
+
+
 WEIGHT = {"weight": (weight_symbols, lambda K: np.ones(K, np.float32))}
 ALPHA = {"alpha": (lambda K: kn.alpha, lambda K: 0.2)}
 NONZERO = r"L_i \ne 0 \text{ on kept rows}"
@@ -151,6 +176,12 @@ SPECS = (
          assume_nonzero=True, assumptions=NONZERO + r",\ \text{adaptive=True}"),
     Spec("speech_transformer", "", _plain(p_speech), params=EPS, ignore_index=-1),
     Spec("self_correction", "", _self_correction, params={**EPS, **ALPHA}, per_example=False),
+    Spec("flax_kl", "", lambda row, p: _flax_kl(row, p), params=EPS),
+    Spec("opennmt", "", lambda row, p: _opennmt(row, p), summed, params=EPS, ignore_index=OPENNMT_PAD,
+         min_classes=3),
+    Spec("hf_label_smoother", "", _plain(p_hf_label_smoother), params=EPS),
+    Spec("fairseq_v0_10", "", _plain(p_fairseq_v0_10), summed, params=EPS),
+    Spec("fairseq", "", _plain(p_fairseq), summed, params=EPS),
 )
 
 
@@ -174,6 +205,8 @@ def plain_call(spec: Spec):
         if spec.recipe == "self_correction":
             return self_correction_loss(logits, labels, recipe="uniform", **kw)
         r = RECIPES[spec.recipe]
+        if spec.recipe == "opennmt":  # its dropped label is padding_idx
+            kw["padding_idx"] = kw.pop("ignore_index")
         return (r.per_example if kind == "per_example" else r.loss)(logits, labels, **kw)
     return call
 
@@ -368,7 +401,7 @@ def theorems(recipes=None, dtypes=DTYPES, ks=cd.KS) -> list[kn.Theorem]:
         for dt in dtypes:
             if spec.variant and dt != "float32":
                 continue  # the options share the row-statistics kernel checked in both dtypes
-            out.append(int_theorem(spec, dt, ks=ks))
+            out.append(int_theorem(spec, dt, ks=tuple(k for k in ks if k >= spec.min_classes) or (spec.min_classes,)))
     statement = r"\text{{jaxpr of per\_example, loss, grad ({}, {})}} = \text{{dense spec and its derivative}}"
     for dt in dtypes:
         if recipes is None or "tf_onehot" in recipes:

@@ -80,3 +80,76 @@ def self_correction_weights(P, y, alpha, clip=False):
     p_y = np.take_along_axis(np.asarray(P, np.float64), np.asarray(y)[..., None], -1)[..., 0]
     w = 1 - alpha * (-np.log(p_y + 1e-10))
     return np.maximum(w, 0) if clip else w
+
+
+# ------------------------------------------------- issue 17: sequence-model forms (softmax)
+
+
+def xlogy(x, y):
+    """``x·log y`` with ``0·log 0 = 0``."""
+    x, y = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(y, np.float64))
+    out = np.zeros_like(x)
+    nz = x != 0
+    out[nz] = x[nz] * np.log(y[nz])
+    return out
+
+
+def dense_kl(z, q):
+    """Per-row ``KL(q‖p) = Σ q log q − Σ q log p`` and its gradient ``(Σq)·p − q``."""
+    rows, grad = dense_ce(z, q)
+    return rows + xlogy(q, q).sum(-1), grad
+
+
+def q_opennmt(y, k, eps, pad):
+    """OpenNMT-py LabelSmoothingLoss: ``ε/(K−2)`` everywhere, 0 on pad, ``1−ε`` on y; pad rows all zero."""
+    q = np.full(np.shape(y) + (k,), eps / (k - 2))
+    q[..., pad] = 0.0
+    e = onehot(y, k).astype(bool)
+    q[e] = 1 - eps
+    q[np.asarray(y) == pad] = 0.0
+    return q
+
+
+def flax_kl_published(z, y, eps):
+    """The Flax WMT ``compute_weighted_cross_entropy`` per token, literally (NaN at ε = 1)."""
+    k = np.shape(z)[-1]
+    confidence = 1.0 - eps
+    low = (1.0 - confidence) / (k - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        constant = -(confidence * np.log(confidence) + (k - 1) * low * np.log(low + 1e-20))
+    soft = onehot(y, k) * confidence + (1 - onehot(y, k)) * low
+    return -(soft * log_softmax(z)).sum(-1) - constant
+
+
+def flax_kl(z, y, eps):
+    """:func:`flax_kl_published` with ``0·log 0 = 0`` at ε = 1 (lsbench's one difference), and its gradient."""
+    k = np.shape(z)[-1]
+    constant = -(xlogy(1 - eps, 1 - eps) + eps * np.log(eps / (k - 1) + 1e-20))
+    rows, grad = dense_ce(z, q_off_target(y, k, eps))
+    return rows - constant, grad
+
+
+def hf_label_smoother(z, y, eps, ignore_index=-100):
+    """transformers' LabelSmoother, literally: ``(1−ε)·nll_mean + ε·smoothed_sum/(N·W)`` over active tokens."""
+    lp = -log_softmax(z)
+    y = np.asarray(y)
+    active = y != ignore_index
+    safe = np.clip(y, 0, None)
+    nll = np.where(active, np.take_along_axis(lp, safe[..., None], -1)[..., 0], 0.0)
+    smooth = np.where(active, lp.sum(-1), 0.0)
+    n = active.sum()
+    return (1 - eps) * nll.sum() / n + eps * smooth.sum() / (n * lp.shape[-1])
+
+
+def fairseq_nll(z, y, eps, padding_idx, *, legacy):
+    """fairseq's criterion sum, literally: legacy ``(1−ε)·nll + (ε/K)·smooth``, else ``(1−ε−ε/(K−1))·nll + ε/(K−1)·smooth``."""
+    lp = log_softmax(z)
+    y = np.asarray(y)
+    keep = y != padding_idx
+    nll = -np.take_along_axis(lp, np.clip(y, 0, None)[..., None], -1)[..., 0][keep].sum()
+    smooth = -lp.sum(-1)[keep].sum()
+    k = lp.shape[-1]
+    if legacy:
+        return (1 - eps) * nll + eps / k * smooth
+    eps_i = eps / (k - 1)
+    return (1 - eps - eps_i) * nll + eps_i * smooth

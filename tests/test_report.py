@@ -326,7 +326,7 @@ def test_no_results_gives_placeholders_everywhere(tmp_path):
     assert not out.errors
     for name in build.TABLES:
         tex = (tmp_path / "out" / "tables" / f"{name}.tex").read_text()
-        if name != "catalogue":
+        if name not in ("catalogue", "conventions"):  # these two are computed from the code alone
             assert "not yet recorded" in tex, name
     for name in build.FIGURES:
         assert "not yet recorded" in (tmp_path / "out" / "figures" / f"{name}.tex").read_text()

@@ -87,6 +87,16 @@ MUTATIONS = [
     ("distillation_teacher_gradient_sign", "lsbench/losses/recipes/distillation.py",
      "gt = (g * temp)[..., None] * q * b", "gt = -(g * temp)[..., None] * q * b",
      [("distillation", "code_fused_float32")]),
+    ("flax_kl_without_the_1e-20_guard", "lsbench/losses/recipes/flax_kl.py",
+     "eps * jnp.log(eps / (num_classes - 1) + GUARD)", "eps * jnp.log(eps / (num_classes - 1))",
+     [("flax_kl", "code_fused_float32")]),
+    ("opennmt_smooths_onto_pad", "lsbench/losses/recipes/opennmt.py",
+     ".at[padding_idx].set(0)", ".at[padding_idx].set(1)",
+     [("opennmt", "code_fused_float32")]),
+    ("fairseq_with_the_old_eps_over_K", "lsbench/losses/recipes/fairseq.py",
+     "return off_target.rows_from_stats(stats, num_classes, epsilon=epsilon)",
+     "return off_target.rows_from_stats(stats, num_classes, epsilon=epsilon * (num_classes - 1) / num_classes)",
+     [("fairseq", "code_fused_float32")]),
 ]
 
 WORKER = textwrap.dedent(r'''

@@ -3,7 +3,9 @@ r"""Every published form of label smoothing as a pure, jit-compiled JAX loss.
 Each recipe is a public, type-hinted function returning per-example losses,
 ``lsbench.losses.uniform(logits, labels, *, epsilon=0.1, where=None, ...)``
 (beside ``off_target``, ``fastai``, ``tf_onehot``, ``fastreid``,
-``speech_transformer`` and ``distillation``), as optax's losses are.
+``speech_transformer`` and ``distillation``, and the sequence-model forms
+``flax_kl``, ``opennmt``, ``hf_label_smoother``, ``fairseq_v0_10`` and ``fairseq``),
+as optax's losses are.
 ``RECIPES[name].loss(logits, labels, **params)`` returns the scalar loss with
 the recipe's own published reduction; ``.per_example`` returns the per-position
 losses; ``.targets`` (where a recipe has one) the dense target distribution,
@@ -43,9 +45,14 @@ from lsbench.losses._recipe import Recipe, recipe_entry
 from lsbench.losses.primitives import check_labels
 from lsbench.losses.recipes import (
     distillation as distillation_recipe,
+    fairseq as fairseq_recipe,
+    fairseq_v0_10 as fairseq_v0_10_recipe,
     fastai as fastai_recipe,
     fastreid as fastreid_recipe,
+    flax_kl as flax_kl_recipe,
+    hf_label_smoother as hf_label_smoother_recipe,
     off_target as off_target_recipe,
+    opennmt as opennmt_recipe,
     speech_transformer as speech_transformer_recipe,
     tf_onehot as tf_onehot_recipe,
     uniform as uniform_recipe,
@@ -59,6 +66,11 @@ tf_onehot = tf_onehot_recipe.tf_onehot
 fastreid = fastreid_recipe.fastreid
 speech_transformer = speech_transformer_recipe.speech_transformer
 distillation = distillation_recipe.distillation
+flax_kl = flax_kl_recipe.flax_kl
+opennmt = opennmt_recipe.opennmt
+hf_label_smoother = hf_label_smoother_recipe.hf_label_smoother
+fairseq_v0_10 = fairseq_v0_10_recipe.fairseq_v0_10
+fairseq = fairseq_recipe.fairseq
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     recipe_entry(
@@ -124,9 +136,55 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         reduction="sum / number of rows (batchmean)",
         peers=("PyTorch",),
     ),
+    recipe_entry(
+        flax_kl_recipe, "int",
+        title="KL(q‖p) of the off_target target (its entropy subtracted, 1e-20 guard)",
+        formula=r"q_y = 1-\varepsilon,\ q_{j\neq y} = \varepsilon/(K-1);\ L = \mathrm{CE}(q,p) - \tilde H(q)",
+        closed_form=r"L = \mathrm{lse}(z) - (1-\varepsilon) z_y - \tfrac{\varepsilon}{K-1}\big(\sum_j z_j - z_y\big) + (1-\varepsilon)\log(1-\varepsilon) + \varepsilon\log\big(\tfrac{\varepsilon}{K-1} + 10^{-20}\big)",
+        source="google/flax examples/wmt/train.py compute_weighted_cross_entropy; google-research/t5x t5x/losses.py",
+        reduction="sum / #kept tokens (normalization: real_tokens, total_tokens, sum or a constant)",
+        peers=("Flax examples", "T5X"),
+    ),
+    recipe_entry(
+        opennmt_recipe, "int",
+        title="KL(q‖p), ε/(K−2) on the non-pad classes, pad rows dropped",
+        formula=r"q_y = 1-\varepsilon,\ q_{\mathrm{pad}} = 0,\ q_{j} = \varepsilon/(K-2)",
+        closed_form=r"L = \mathrm{lse}(z) - (1-\varepsilon) z_y - \tfrac{\varepsilon}{K-2}\big(\sum_{j\neq\mathrm{pad}} z_j - z_y\big) - H(q)",
+        source="OpenNMT-py onmt/utils/loss.py LabelSmoothingLoss; The Annotated Transformer LabelSmoothing",
+        reduction="sum over kept tokens (KLDivLoss reduction='sum')",
+        peers=("OpenNMT-py", "Annotated Transformer"),
+    ),
+    recipe_entry(
+        hf_label_smoother_recipe, "int",
+        title="uniform over the full (possibly padded) logit width, −100 ignored",
+        formula=r"q = (1-\varepsilon)\,\mathbf{1}_y + \varepsilon/W,\ W = \text{logits width}",
+        closed_form=r"L = (1-\varepsilon)(\mathrm{lse}(z) - z_y) + \tfrac{\varepsilon}{W}\sum_j(\mathrm{lse}(z) - z_j)",
+        source="huggingface/transformers src/transformers/trainer_pt_utils.py LabelSmoother",
+        reduction="mean over active tokens (labels ≠ −100)",
+        peers=("transformers Trainer",),
+    ),
+    recipe_entry(
+        fairseq_v0_10_recipe, "int",
+        title="fairseq v0.4.0–v0.10.2: eps_i = ε/K (uniform), pad rows dropped",
+        formula=r"q = (1-\varepsilon)\,\mathbf{1}_y + \varepsilon/K",
+        closed_form=r"L = (1-\varepsilon)(\mathrm{lse}(z) - z_y) + \tfrac{\varepsilon}{K}\sum_j(\mathrm{lse}(z) - z_j)",
+        source="fairseq/criterions/label_smoothed_cross_entropy.py, v0.4.0–v0.10.2",
+        reduction="sum over kept tokens",
+        peers=("fairseq < 0.12",),
+    ),
+    recipe_entry(
+        fairseq_recipe, "int",
+        title="fairseq ≥ v0.12.0: eps_i = ε/(K−1), mass on the pad token, pad rows dropped",
+        formula=r"q_y = 1-\varepsilon,\ q_{j\neq y} = \varepsilon/(K-1)\ (\text{pad included})",
+        closed_form=r"L = (1-\varepsilon-\tfrac{\varepsilon}{K-1})(\mathrm{lse}(z) - z_y) + \tfrac{\varepsilon}{K-1}\sum_j(\mathrm{lse}(z) - z_j)",
+        source="fairseq/criterions/label_smoothed_cross_entropy.py label_smoothed_nll_loss, v0.12.0+ (commit 791ab7c2)",
+        reduction="sum over kept tokens",
+        peers=("fairseq ≥ 0.12",),
+    ),
 )}
 
 __all__ = [
     "RECIPES", "Recipe", "check_labels", "distillation", "fastai", "fastreid", "off_target",
     "self_correction_loss", "self_correction_weights", "speech_transformer", "tf_onehot", "uniform",
+    "flax_kl", "opennmt", "hf_label_smoother", "fairseq_v0_10", "fairseq",
 ]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from lsbench.report import bench as bench_report
+from lsbench.report import conventions as conventions_report
 from lsbench.report import figures as figure_files
 from lsbench.report import muller as muller_report
 from lsbench.report import pets as pets_report
@@ -35,7 +36,8 @@ from lsbench.report.tables import (REGENERATE, Table, atomic_write, latex_escape
 
 #: The tables main.tex inputs (every one always exists after a run: real or placeholder).
 TABLES = ("catalogue", "verification", "findings", "proofs", "throughput", "pets-frozen", "pets-fastai",
-          "muller-calibration", "muller-distillation", "muller-representations", "muller-verdicts")
+          "muller-calibration", "muller-distillation", "muller-representations", "muller-verdicts",
+          "conventions")
 #: The figure snippets main.tex inputs.
 FIGURES = ("throughput", "reliability-frozen", "ece-error-frozen", "reliability-fastai", "ece-error-fastai",
            muller_report.FIGURE)
@@ -294,6 +296,8 @@ class _Gen:
         self.bench()
         self.pets()
         self.muller()
+        self.table(conventions_report.conventions_table())  # from the code alone (issue 17)
+        self.macros.update(conventions_report.macros())
         self.write_macros()
         return self.out
 
