@@ -34,6 +34,10 @@ MODULES = (
     "speech_transformer",
     "distillation",
     "self_correction",
+    "keras_binary",
+    "timm_binary",
+    "mmpretrain_multilabel",
+    "poly",
 )
 
 

@@ -28,6 +28,11 @@ from proofs import speech_transformer as p_speech
 from proofs import tf_onehot as p_tf_onehot
 from proofs import uniform as p_uniform
 from proofs.kernel import Row
+from proofs import binary as p_binary  # issue 17: the sigmoid recipes' specs
+from proofs import keras_binary as p_keras_binary
+from proofs import mmpretrain_multilabel as p_mmpretrain
+from proofs import poly as p_poly
+from proofs import timm_binary as p_timm_binary
 
 DTYPES = ("float32", "bfloat16")
 EPS_NONNEGATIVE = sp.Symbol("varepsilon", nonnegative=True)  #: fast-reid's fixed ε (ε ≥ 0 selects it)
@@ -151,6 +156,10 @@ SPECS = (
          assume_nonzero=True, assumptions=NONZERO + r",\ \text{adaptive=True}"),
     Spec("speech_transformer", "", _plain(p_speech), params=EPS, ignore_index=-1),
     Spec("self_correction", "", _self_correction, params={**EPS, **ALPHA}, per_example=False),
+    Spec("timm_binary", "", p_binary.integer_spec_row(p_timm_binary.on_off), params=EPS),
+    Spec("mmpretrain_multilabel", "", p_binary.integer_spec_row(p_mmpretrain.on_off), params=EPS),
+    Spec("poly", "", lambda row, p: (p_poly.code_spec(row, p["epsilon"], p["poly"]), {}),
+         params={**EPS, "poly": (lambda K: p_poly.C0, lambda K: 2.0)}),
 )
 
 
@@ -380,4 +389,8 @@ def theorems(recipes=None, dtypes=DTYPES, ks=cd.KS) -> list[kn.Theorem]:
                                        lambda k, dt=dt: distillation_claims(k, dt), DISTILL_REGIME, ks=dks,
                                        note="exact branch of phi; gradients in student and teacher logits "
                                             f"and in T for K in {TEMPERATURE_KS}"))
+        if recipes is None or "keras_binary" in recipes:
+            out.append(cd.code_theorem("keras_binary", f"code_fused_{dt}", statement.format("fused", dt),
+                                       lambda k, dt=dt: p_binary.dense_code_claims("keras_binary", p_keras_binary.t,
+                                                                                    k, dt), ks=ks))
     return out

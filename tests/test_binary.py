@@ -202,3 +202,34 @@ def test_peer_torch_bce_if_available():
     t = torch.full((8, k), eps / k).scatter_(1, torch.as_tensor(y).view(-1, 1), 1 - eps + eps / k)
     want = torch.nn.functional.binary_cross_entropy_with_logits(torch.as_tensor(z), t).item()
     np.testing.assert_allclose(RECIPES["timm_binary"].loss(z, y, epsilon=eps), want, rtol=1e-6)
+
+
+# ------------------------------------------------------------------ the proven closed forms, evaluated
+
+
+@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("k", [2, 5])
+def test_code_matches_the_proven_closed_form(name, k):
+    import proofs
+
+    rng = np.random.default_rng(40 + k)
+    z = rng.normal(size=(6, k)) * 3
+    y = rng.integers(0, k, size=6)
+    eps = 0.3
+    cf = proofs.module(name).closed_form(k)
+    fn = cf.lambdify()
+    r = RECIPES[name]
+    with jax.enable_x64(True):
+        if name == "keras_binary":
+            Y = rng.uniform(size=(6, k))
+            want, want_grad = fn(z, Y, eps)
+            got = r.per_example(jnp.asarray(z), jnp.asarray(Y), epsilon=eps)
+            g = jax.grad(lambda a: r.per_example(a, jnp.asarray(Y), epsilon=eps).sum())(jnp.asarray(z))
+        else:
+            extra = (2.0,) if name == "poly" else ()
+            want, want_grad = fn(z, np.eye(k)[y], eps, *extra)
+            kw = {"poly": 2.0} if name == "poly" else {}
+            got = r.per_example(jnp.asarray(z), jnp.asarray(y), epsilon=eps, **kw)
+            g = jax.grad(lambda a: r.per_example(a, jnp.asarray(y), epsilon=eps, **kw).sum())(jnp.asarray(z))
+    np.testing.assert_allclose(got, want, rtol=1e-11)
+    np.testing.assert_allclose(g, want_grad, rtol=1e-9, atol=1e-13)

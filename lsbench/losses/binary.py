@@ -33,7 +33,8 @@ from lsbench.losses import primitives as P
 def softplus(x: jax.Array) -> jax.Array:
     """``log(1 + exp(x))`` elementwise, overflow-free, with gradient ``σ(x)``."""
     # The maximum of (x, 0) as a reduction over a pair: a shift that cancels exactly.
-    m = jax.lax.stop_gradient(jnp.max(jnp.stack([x, jnp.zeros_like(x)], axis=-1), axis=-1))
+    pair = jnp.concatenate([x[..., None], jnp.zeros_like(x)[..., None]], axis=-1)
+    m = jax.lax.stop_gradient(jnp.max(pair, axis=-1))
     return m + jnp.log1p(jnp.expm1(-m) + jnp.exp(x - m))
 
 
