@@ -38,6 +38,7 @@ MODULES = (
     "timm_binary",
     "mmpretrain_multilabel",
     "poly",
+    "label_relaxation",
 )
 
 

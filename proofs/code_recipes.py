@@ -30,6 +30,7 @@ from proofs import uniform as p_uniform
 from proofs.kernel import Row
 from proofs import binary as p_binary  # issue 17: the sigmoid recipes' specs
 from proofs import keras_binary as p_keras_binary
+from proofs import label_relaxation as p_label_relaxation
 from proofs import mmpretrain_multilabel as p_mmpretrain
 from proofs import poly as p_poly
 from proofs import timm_binary as p_timm_binary
@@ -93,6 +94,7 @@ class Spec:
     assume_nonzero: bool = False
     statement: str = ""
     assumptions: str = ""
+    branches: dict = dataclasses.field(default_factory=dict)  #: undecidable comparisons' stated outcomes (jaxpr)
 
 
 EPS = {"epsilon": (lambda K: kn.eps, lambda K: 0.1)}
@@ -160,6 +162,12 @@ SPECS = (
     Spec("mmpretrain_multilabel", "", p_binary.integer_spec_row(p_mmpretrain.on_off), params=EPS),
     Spec("poly", "", lambda row, p: (p_poly.code_spec(row, p["epsilon"], p["poly"]), {}),
          params={**EPS, "poly": (lambda K: p_poly.C0, lambda K: 2.0)}),
+    Spec("label_relaxation", "", lambda row, p: (p_label_relaxation.code_spec(row, p["epsilon"]), {}),
+         params={"epsilon": (lambda K: p_label_relaxation.CODE_EPS, lambda K: 0.1)},
+         branches=p_label_relaxation.CODE_BRANCHES_OUTSIDE, assumptions=p_label_relaxation.CODE_REGIME_OUTSIDE),
+    Spec("label_relaxation", "inside", lambda row, p: (sp.Integer(0), {}),
+         params={"epsilon": (lambda K: p_label_relaxation.CODE_EPS, lambda K: 0.1)},
+         branches=p_label_relaxation.CODE_BRANCHES_INSIDE, assumptions=p_label_relaxation.CODE_REGIME_INSIDE),
 )
 
 
@@ -243,7 +251,7 @@ def int_claims(spec: Spec, call, K: int, dtype: str, path: str, extra: dict | No
         logits = np.concatenate([logits, np.vectorize(sp.log, otypes=[object])(
             cd.symbols("wpad", (len(b.labels), pad), positive=True))], axis=1)
     outs = cd.run(program, [z0, *example], [logits, *[sym[n] for n in names]],
-                  assume_nonzero=spec.assume_nonzero)
+                  assume_nonzero=spec.assume_nonzero, branches=spec.branches)
     rows, stopped = _row_specs(spec, b, sym)
     to_code = b.to_code()
     label = f"{spec.recipe}{'/' + spec.variant if spec.variant else ''} {path} {dtype} K={K}"

@@ -123,3 +123,15 @@ def poly1(z, y, eps, coefficient):
     rows = -(q * lp).sum(-1) + coefficient * (1 - pt[..., 0])
     # ∂(Σ_k q_k p_k)/∂z_j = p_j (q_j − Σ_k q_k p_k)
     return rows, q.sum(-1, keepdims=True) * p - q - coefficient * p * (q - pt)
+
+
+def label_relaxation(z, y, alpha):
+    """Lienen & Hüllermeier's TF loss, without its clipping guards: KL(credal ‖ p), 0 inside the set;
+    the gradient p − r outside the set (the paper), 0 inside."""
+    p = np.exp(log_softmax(z))
+    e = onehot(y, p.shape[-1])
+    rest = ((1 - e) * p).sum(-1, keepdims=True)
+    credal = np.where(e > 0.1, 1 - alpha, alpha * p / rest)
+    kl = (credal * np.log(credal / p)).sum(-1)
+    inside = (p * e).sum(-1) >= 1 - alpha
+    return np.where(inside, 0.0, kl), np.where(inside[..., None], 0.0, p - credal)

@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 import reference as ref
 import test_losses as shared
 from lsbench.losses import RECIPES
-from lsbench.losses.recipes import keras_binary, mmpretrain_multilabel, poly, timm_binary
+from lsbench.losses.recipes import keras_binary, label_relaxation, mmpretrain_multilabel, poly, timm_binary
 
 SIGMOID = ["keras_binary", "timm_binary", "mmpretrain_multilabel"]
-NEW = SIGMOID + ["poly"]
-INTEGER_NEW = ["timm_binary", "mmpretrain_multilabel", "poly"]
+NEW = SIGMOID + ["poly", "label_relaxation"]
+INTEGER_NEW = ["timm_binary", "mmpretrain_multilabel", "poly", "label_relaxation"]
 
 
 def reference_rows(name, z, y, eps):
@@ -33,6 +33,8 @@ def reference_rows(name, z, y, eps):
         return ref.bce_rows(z, ref.t_timm_binary(y, k, eps))
     if name == "mmpretrain_multilabel":
         return ref.bce_rows(z, ref.t_mmpretrain_multilabel(y, k, eps))
+    if name == "label_relaxation":
+        return ref.label_relaxation(z, y, eps)
     return ref.poly1(z, y, eps, 2.0)
 
 
@@ -107,6 +109,7 @@ def test_out_of_range_labels_under_jit_give_nan_loss_and_nan_gradient_rows(name)
 
 def test_poly_is_shift_invariant_and_reduces_to_uniform_without_the_poly_term():
     shared.test_adding_a_constant_to_all_logits_changes_nothing("poly")
+    shared.test_adding_a_constant_to_all_logits_changes_nothing("label_relaxation")
     rng = np.random.default_rng(3)
     z = jnp.asarray(rng.normal(size=(16, 9)) * 3)
     y = jnp.asarray(rng.integers(0, 9, size=16))
@@ -220,6 +223,9 @@ def test_code_matches_the_proven_closed_form(name, k):
     fn = cf.lambdify()
     r = RECIPES[name]
     with jax.enable_x64(True):
+        if name == "label_relaxation":  # the proven closed form outside the credal set
+            z[:, 0] = -4.0
+            y = np.zeros(6, int)
         if name == "keras_binary":
             Y = rng.uniform(size=(6, k))
             want, want_grad = fn(z, Y, eps)
@@ -233,3 +239,21 @@ def test_code_matches_the_proven_closed_form(name, k):
             g = jax.grad(lambda a: r.per_example(a, jnp.asarray(y), epsilon=eps, **kw).sum())(jnp.asarray(z))
     np.testing.assert_allclose(got, want, rtol=1e-11)
     np.testing.assert_allclose(g, want_grad, rtol=1e-9, atol=1e-13)
+
+
+def test_label_relaxation_is_zero_inside_the_credal_set_and_its_limits():
+    r = RECIPES["label_relaxation"]
+    z = jnp.asarray([[3.0, 0.0, 0.0], [0.5, 0.0, 0.0]])
+    y = jnp.asarray([0, 0])
+    p_y = np.asarray(jax.nn.softmax(z, axis=-1))[:, 0]
+    eps = 0.2
+    rows = np.asarray(r.per_example(z, y, epsilon=eps))
+    assert p_y[0] >= 1 - eps and rows[0] == 0 and p_y[1] < 1 - eps and rows[1] > 0
+    g = np.asarray(jax.grad(lambda a: r.per_example(a, y, epsilon=eps).sum())(z))
+    assert (g[0] == 0).all() and np.isfinite(g).all()
+    np.testing.assert_allclose(g, jax.nn.softmax(z, axis=-1) - label_relaxation.targets(y, 3, epsilon=eps, logits=z),
+                               atol=1e-6)
+    # ε = 0 is the cross-entropy, ε = 1 the zero loss.
+    np.testing.assert_allclose(r.per_example(z, y, epsilon=0.0), -np.log(p_y), rtol=1e-6)
+    assert (np.asarray(r.per_example(z, y, epsilon=1.0)) == 0).all()
+    assert label_relaxation.equivalent_uniform_epsilon(0.1, 10) is None

@@ -21,7 +21,7 @@ from lsbench.losses import RECIPES
 NAMES = ["uniform", "off_target", "fastai", "tf_onehot", "fastreid", "speech_transformer", "distillation"]
 SMOOTHING = [n for n in NAMES if n != "distillation"]
 #: issue 17, sigmoid/multi-label forms and Poly-1: not softmax CE with a target q; tested in test_binary.py
-NOT_SOFTMAX_CE = ["keras_binary", "timm_binary", "mmpretrain_multilabel", "poly"]
+NOT_SOFTMAX_CE = ["keras_binary", "timm_binary", "mmpretrain_multilabel", "poly", "label_relaxation"]
 
 
 def make_inputs(name, rng, shape, k, dtype=np.float64, scale=3.0):

@@ -52,6 +52,7 @@ from lsbench.losses.recipes import (
 )
 from lsbench.losses.recipes import (
     keras_binary as keras_binary_recipe,
+    label_relaxation as label_relaxation_recipe,
     mmpretrain_multilabel as mmpretrain_multilabel_recipe,
     poly as poly_recipe,
     timm_binary as timm_binary_recipe,
@@ -69,6 +70,7 @@ keras_binary = keras_binary_recipe.keras_binary
 timm_binary = timm_binary_recipe.timm_binary
 mmpretrain_multilabel = mmpretrain_multilabel_recipe.mmpretrain_multilabel
 poly = poly_recipe.poly
+label_relaxation = label_relaxation_recipe.label_relaxation
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     recipe_entry(
@@ -170,10 +172,19 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         reduction="mean over kept rows",
         peers=("timm", "PolyLoss listing"),
     ),
+    recipe_entry(
+        label_relaxation_recipe, "int",
+        title="label relaxation: 0 on {p_y ≥ 1−ε}, else KL to the projection",
+        formula=r"L = 0 \text{ if } p_y \ge 1-\varepsilon,\ \text{else } \mathrm{KL}(r\,\|\,p),\ r_y = 1-\varepsilon,\ r_j = \varepsilon p_j/(1-p_y)",
+        closed_form=r"L = (1-\varepsilon)\log\tfrac{1-\varepsilon}{p_y} + \varepsilon\log\tfrac{\varepsilon}{1-p_y}\ (p_y < 1-\varepsilon)",
+        source="Lienen & Hüllermeier 2021 (AAAI); julilien/LabelRelaxation, src/label_relaxation/loss.py",
+        reduction="mean over kept rows",
+        peers=("LabelRelaxation (TF, PyTorch)",),
+    ),
 )}
 
 __all__ = [
     "RECIPES", "Recipe", "check_labels", "distillation", "fastai", "fastreid", "off_target",
     "self_correction_loss", "self_correction_weights", "speech_transformer", "tf_onehot", "uniform",
-    "keras_binary", "timm_binary", "mmpretrain_multilabel", "poly",
+    "keras_binary", "timm_binary", "mmpretrain_multilabel", "poly", "label_relaxation",
 ]
