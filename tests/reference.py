@@ -132,6 +132,7 @@ def label_relaxation(z, y, alpha):
     e = onehot(y, p.shape[-1])
     rest = ((1 - e) * p).sum(-1, keepdims=True)
     credal = np.where(e > 0.1, 1 - alpha, alpha * p / rest)
-    kl = (credal * np.log(credal / p)).sum(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0·log 0 = 0 (the KL convention; ε = 0)
+        kl = np.where(credal > 0, credal * np.log(credal / p), 0.0).sum(-1)
     inside = (p * e).sum(-1) >= 1 - alpha
     return np.where(inside, 0.0, kl), np.where(inside[..., None], 0.0, p - credal)
