@@ -39,6 +39,11 @@ MODULES = (
     "hf_label_smoother",
     "fairseq_v0_10",
     "fairseq",
+    "keras_binary",
+    "timm_binary",
+    "mmpretrain_multilabel",
+    "poly",
+    "label_relaxation",
 )
 
 

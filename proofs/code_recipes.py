@@ -33,6 +33,12 @@ from proofs import speech_transformer as p_speech
 from proofs import tf_onehot as p_tf_onehot
 from proofs import uniform as p_uniform
 from proofs.kernel import Row
+from proofs import binary as p_binary  # issue 17: the sigmoid recipes' specs
+from proofs import keras_binary as p_keras_binary
+from proofs import label_relaxation as p_label_relaxation
+from proofs import mmpretrain_multilabel as p_mmpretrain
+from proofs import poly as p_poly
+from proofs import timm_binary as p_timm_binary
 
 DTYPES = ("float32", "bfloat16")
 EPS_NONNEGATIVE = sp.Symbol("varepsilon", nonnegative=True)  #: fast-reid's fixed ε (ε ≥ 0 selects it)
@@ -94,6 +100,7 @@ class Spec:
     statement: str = ""
     assumptions: str = ""
     min_classes: int = 2  #: the smallest K the recipe accepts (the code theorems use the KS at or above it)
+    branches: dict = dataclasses.field(default_factory=dict)  #: undecidable comparisons' stated outcomes (jaxpr)
 
 
 EPS = {"epsilon": (lambda K: kn.eps, lambda K: 0.1)}
@@ -182,6 +189,16 @@ SPECS = (
     Spec("hf_label_smoother", "", _plain(p_hf_label_smoother), params=EPS),
     Spec("fairseq_v0_10", "", _plain(p_fairseq_v0_10), summed, params=EPS),
     Spec("fairseq", "", _plain(p_fairseq), summed, params=EPS),
+    Spec("timm_binary", "", p_binary.integer_spec_row(p_timm_binary.on_off), params=EPS),
+    Spec("mmpretrain_multilabel", "", p_binary.integer_spec_row(p_mmpretrain.on_off), params=EPS),
+    Spec("poly", "", lambda row, p: (p_poly.code_spec(row, p["epsilon"], p["poly"]), {}),
+         params={**EPS, "poly": (lambda K: p_poly.C0, lambda K: 2.0)}),
+    Spec("label_relaxation", "", lambda row, p: (p_label_relaxation.code_spec(row, p["epsilon"]), {}),
+         params={"epsilon": (lambda K: p_label_relaxation.CODE_EPS, lambda K: 0.1)},
+         branches=p_label_relaxation.CODE_BRANCHES_OUTSIDE, assumptions=p_label_relaxation.CODE_REGIME_OUTSIDE),
+    Spec("label_relaxation", "inside", lambda row, p: (sp.Integer(0), {}),
+         params={"epsilon": (lambda K: p_label_relaxation.CODE_EPS, lambda K: 0.1)},
+         branches=p_label_relaxation.CODE_BRANCHES_INSIDE, assumptions=p_label_relaxation.CODE_REGIME_INSIDE),
 )
 
 
@@ -267,7 +284,7 @@ def int_claims(spec: Spec, call, K: int, dtype: str, path: str, extra: dict | No
         logits = np.concatenate([logits, np.vectorize(sp.log, otypes=[object])(
             cd.symbols("wpad", (len(b.labels), pad), positive=True))], axis=1)
     outs = cd.run(program, [z0, *example], [logits, *[sym[n] for n in names]],
-                  assume_nonzero=spec.assume_nonzero)
+                  assume_nonzero=spec.assume_nonzero, branches=spec.branches)
     rows, stopped = _row_specs(spec, b, sym)
     to_code = b.to_code()
     label = f"{spec.recipe}{'/' + spec.variant if spec.variant else ''} {path} {dtype} K={K}"
@@ -413,4 +430,8 @@ def theorems(recipes=None, dtypes=DTYPES, ks=cd.KS) -> list[kn.Theorem]:
                                        lambda k, dt=dt: distillation_claims(k, dt), DISTILL_REGIME, ks=dks,
                                        note="exact branch of phi; gradients in student and teacher logits "
                                             f"and in T for K in {TEMPERATURE_KS}"))
+        if recipes is None or "keras_binary" in recipes:
+            out.append(cd.code_theorem("keras_binary", f"code_fused_{dt}", statement.format("fused", dt),
+                                       lambda k, dt=dt: p_binary.dense_code_claims("keras_binary", p_keras_binary.t,
+                                                                                    k, dt), ks=ks))
     return out

@@ -153,3 +153,59 @@ def fairseq_nll(z, y, eps, padding_idx, *, legacy):
         return (1 - eps) * nll + eps / k * smooth
     eps_i = eps / (k - 1)
     return (1 - eps - eps_i) * nll + eps_i * smooth
+
+
+# ---------------------------------------------------------------- sigmoid (multi-label) recipes and Poly-1
+
+def bce_rows(x, t):
+    """Per-row mean over classes of −t·log σ(x) − (1−t)·log(1−σ(x)), and its gradient (σ(x) − t)/K."""
+    x = np.asarray(x, np.float64)
+    log_sig = -np.logaddexp(0.0, -x)  # log σ(x)
+    log_one_minus = -np.logaddexp(0.0, x)  # log(1 − σ(x))
+    k = x.shape[-1]
+    rows = (-(t * log_sig) - (1 - t) * log_one_minus).mean(-1)
+    return rows, (1 / (1 + np.exp(-x)) - t) / k
+
+
+def t_keras_binary(Y, eps):
+    """Keras: y_true·(1 − label_smoothing) + 0.5·label_smoothing."""
+    return np.asarray(Y, np.float64) * (1 - eps) + 0.5 * eps
+
+
+def t_timm_binary(y, k, eps):
+    """timm: a [B, K] matrix full of off = ε/K with on = 1 − ε + off scattered at the label."""
+    off = eps / k
+    t = np.full(np.shape(y) + (k,), off)
+    np.put_along_axis(t, np.asarray(y)[..., None], 1 - eps + off, axis=-1)
+    return t
+
+
+def t_mmpretrain_multilabel(y, k, eps):
+    """mmpretrain: full_like(one_hot, ε), then masked_fill(one_hot > 0, 1 − ε)."""
+    t = np.full(np.shape(y) + (k,), float(eps))
+    t[onehot(y, k) > 0] = 1 - eps
+    return t
+
+
+def poly1(z, y, eps, coefficient):
+    """timm PolyCrossEntropy: −Σ q log p + c·(1 − Σ q p) and its gradient, q the smoothed one-hot."""
+    q = q_uniform(y, np.shape(z)[-1], eps)
+    lp = log_softmax(z)
+    p = np.exp(lp)
+    pt = (q * p).sum(-1, keepdims=True)
+    rows = -(q * lp).sum(-1) + coefficient * (1 - pt[..., 0])
+    # ∂(Σ_k q_k p_k)/∂z_j = p_j (q_j − Σ_k q_k p_k)
+    return rows, q.sum(-1, keepdims=True) * p - q - coefficient * p * (q - pt)
+
+
+def label_relaxation(z, y, alpha):
+    """Lienen & Hüllermeier's TF loss, without its clipping guards: KL(credal ‖ p), 0 inside the set;
+    the gradient p − r outside the set (the paper), 0 inside."""
+    p = np.exp(log_softmax(z))
+    e = onehot(y, p.shape[-1])
+    rest = ((1 - e) * p).sum(-1, keepdims=True)
+    credal = np.where(e > 0.1, 1 - alpha, alpha * p / rest)
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0·log 0 = 0 (the KL convention; ε = 0)
+        kl = np.where(credal > 0, credal * np.log(credal / p), 0.0).sum(-1)
+    inside = (p * e).sum(-1) >= 1 - alpha
+    return np.where(inside, 0.0, kl), np.where(inside[..., None], 0.0, p - credal)

@@ -97,6 +97,23 @@ MUTATIONS = [
      "return off_target.rows_from_stats(stats, num_classes, epsilon=epsilon)",
      "return off_target.rows_from_stats(stats, num_classes, epsilon=epsilon * (num_classes - 1) / num_classes)",
      [("fairseq", "code_fused_float32")]),
+    # issue 17: the sigmoid recipes, Poly-1 and label relaxation
+    ("timm_binary_off_over_k_minus_one", "lsbench/losses/recipes/timm_binary.py",
+     "off = epsilon / num_classes", "off = epsilon / (num_classes - 1)",
+     [("timm_binary", "code_fused_float32")]),
+    ("softplus_shift_not_cancelled", "lsbench/losses/binary.py",
+     "return m + jnp.log1p(jnp.expm1(-m) + jnp.exp(x - m))", "return m + jnp.log1p(jnp.exp(x - m))",
+     [("mmpretrain_multilabel", "code_fused_float32")]),
+    ("keras_binary_on_value_not_squeezed", "lsbench/losses/recipes/keras_binary.py",
+     "return labels * (on - off) + off", "return labels * on + off",
+     [("keras_binary", "code_fused_float32")]),
+    ("poly_pt_without_smoothing", "lsbench/losses/recipes/poly.py",
+     "- (1 - eps) * p_y)", "- p_y)",
+     [("poly", "code_fused_float32")]),
+    ("label_relaxation_rest_counts_the_label", "lsbench/losses/recipes/label_relaxation.py",
+     "jnp.where(iota == labels[..., None], jnp.zeros((), dt), jnp.exp(x - st.shift[..., None]))",
+     "jnp.exp(x - st.shift[..., None])",
+     [("label_relaxation", "code_fused_float32")]),
 ]
 
 WORKER = textwrap.dedent(r'''

@@ -57,6 +57,13 @@ from lsbench.losses.recipes import (
     tf_onehot as tf_onehot_recipe,
     uniform as uniform_recipe,
 )
+from lsbench.losses.recipes import (
+    keras_binary as keras_binary_recipe,
+    label_relaxation as label_relaxation_recipe,
+    mmpretrain_multilabel as mmpretrain_multilabel_recipe,
+    poly as poly_recipe,
+    timm_binary as timm_binary_recipe,
+)
 from lsbench.losses.self_correction import self_correction_loss, self_correction_weights
 
 uniform = uniform_recipe.uniform
@@ -71,6 +78,11 @@ opennmt = opennmt_recipe.opennmt
 hf_label_smoother = hf_label_smoother_recipe.hf_label_smoother
 fairseq_v0_10 = fairseq_v0_10_recipe.fairseq_v0_10
 fairseq = fairseq_recipe.fairseq
+keras_binary = keras_binary_recipe.keras_binary
+timm_binary = timm_binary_recipe.timm_binary
+mmpretrain_multilabel = mmpretrain_multilabel_recipe.mmpretrain_multilabel
+poly = poly_recipe.poly
+label_relaxation = label_relaxation_recipe.label_relaxation
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     recipe_entry(
@@ -181,10 +193,56 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         reduction="sum over kept tokens",
         peers=("fairseq ≥ 0.12",),
     ),
+    recipe_entry(
+        keras_binary_recipe, "dense",
+        title="sigmoid BCE, labels squeezed towards 1/2: t = (1−ε)Y + ε/2",
+        formula=r"t_j = (1-\varepsilon) Y_j + \varepsilon/2",
+        closed_form=r"L = \tfrac{1}{K}\sum_j \big(\log(1+e^{x_j}) - t_j x_j\big)",
+        source="keras-team/keras, keras/src/losses/losses.py BinaryCrossentropy(from_logits=True, label_smoothing=ε)",
+        reduction="mean over classes, then over kept rows",
+        peers=("Keras", "TensorFlow"),
+    ),
+    recipe_entry(
+        timm_binary_recipe, "int",
+        title="sigmoid BCE with off ε/K, on 1−ε+ε/K",
+        formula=r"t_y = 1-\varepsilon+\varepsilon/K,\ t_{j\neq y} = \varepsilon/K",
+        closed_form=r"L = \tfrac{1}{K}\Big(\sum_j \log(1+e^{x_j}) - \tfrac{\varepsilon}{K}\sum_j x_j - (1-\varepsilon) x_y\Big)",
+        source="huggingface/pytorch-image-models, timm/loss/binary_cross_entropy.py BinaryCrossEntropy(smoothing=ε)",
+        reduction="mean over all B·K elements of the kept rows",
+        peers=("timm",),
+    ),
+    recipe_entry(
+        mmpretrain_multilabel_recipe, "int",
+        title="sigmoid BCE with off ε, on 1−ε",
+        formula=r"t_y = 1-\varepsilon,\ t_{j\neq y} = \varepsilon",
+        closed_form=r"L = \tfrac{1}{K}\Big(\sum_j \log(1+e^{x_j}) - \varepsilon\sum_j x_j - (1-2\varepsilon) x_y\Big)",
+        source="open-mmlab/mmpretrain, mmpretrain/models/losses/label_smooth_loss.py LabelSmoothLoss(mode='multi_label')",
+        reduction="mean over all B·K elements of the kept rows",
+        peers=("mmpretrain", "mmcls"),
+    ),
+    recipe_entry(
+        poly_recipe, "int",
+        title="Poly-1: smoothed CE + poly·(1 − Σ q p)",
+        formula=r"L = -\sum_j q_j \log p_j + \mathrm{poly}\,(1 - \sum_j q_j p_j),\ q = (1-\varepsilon)\mathbf{1}_y + \varepsilon/K",
+        closed_form=r"L = \mathrm{lse}(z) - (1-\varepsilon) z_y - \tfrac{\varepsilon}{K}\sum_j z_j + \mathrm{poly}\big(1 - \tfrac{\varepsilon}{K} - (1-\varepsilon) p_y\big)",
+        source="Leng et al. 2022, PolyLoss (ICLR); timm/loss/poly_loss.py PolyCrossEntropy(epsilon, smoothing)",
+        reduction="mean over kept rows",
+        peers=("timm", "PolyLoss listing"),
+    ),
+    recipe_entry(
+        label_relaxation_recipe, "int",
+        title="label relaxation: 0 on {p_y ≥ 1−ε}, else KL to the projection",
+        formula=r"L = 0 \text{ if } p_y \ge 1-\varepsilon,\ \text{else } \mathrm{KL}(r\,\|\,p),\ r_y = 1-\varepsilon,\ r_j = \varepsilon p_j/(1-p_y)",
+        closed_form=r"L = (1-\varepsilon)\log\tfrac{1-\varepsilon}{p_y} + \varepsilon\log\tfrac{\varepsilon}{1-p_y}\ (p_y < 1-\varepsilon)",
+        source="Lienen & Hüllermeier 2021 (AAAI); julilien/LabelRelaxation, src/label_relaxation/loss.py",
+        reduction="mean over kept rows",
+        peers=("LabelRelaxation (TF, PyTorch)",),
+    ),
 )}
 
 __all__ = [
     "RECIPES", "Recipe", "check_labels", "distillation", "fastai", "fastreid", "off_target",
     "self_correction_loss", "self_correction_weights", "speech_transformer", "tf_onehot", "uniform",
     "flax_kl", "opennmt", "hf_label_smoother", "fairseq_v0_10", "fairseq",
+    "keras_binary", "timm_binary", "mmpretrain_multilabel", "poly", "label_relaxation",
 ]
