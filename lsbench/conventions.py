@@ -106,6 +106,19 @@ register(Convention("hf_label_smoother", eps, "hf_label_smoother:equals_uniform"
                     "hf_label_smoother: K is the logits' full width"))
 register(Convention("fairseq_v0_10", eps, "fairseq_v0_10:equals_uniform", "fairseq_v0_10: sums over tokens"))
 register(Convention("fairseq", OFF_TARGET, "fairseq:equals_uniform", "fairseq: sums over tokens"))
+register(Convention("poly", None, "poly:no_uniform_equivalent",
+                    reason="its extra term poly·(1 − Σ q p) adds −c(1−ε)·p_y·(1_y − p) to the gradient, which no "
+                           "fixed target q' gives (unless poly·(1−ε) = 0)"))
+register(Convention("label_relaxation", None, "label_relaxation:gradient",
+                    reason="its target r_j = ε·p_j/(1−p_y) moves with p and its loss is 0 once p_y ≥ 1−ε: "
+                           "no fixed target q' gives its gradient"))
+# the sigmoid (multi-label) forms, against keras_binary on one-hot label rows
+register(Convention("keras_binary", eps, "keras_binary:gradient", family=SIGMOID))
+register(Convention("mmpretrain_multilabel", 2 * eps, "mmpretrain_multilabel:keras_equivalent",
+                    "mmpretrain_multilabel: on one-hot labels", family=SIGMOID))
+register(Convention("timm_binary", None, "timm_binary:no_keras_equivalent", family=SIGMOID,
+                    reason="its targets ε/K and 1−ε+ε/K are not symmetric about 1/2 as Keras's are, except at "
+                           "K = 2 (ε' = ε: timm_binary:keras_equivalent_two_classes)"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -87,8 +87,13 @@ def reference_rows(name, z, y, eps):
     if name == "flax_kl":
         return ref.flax_kl(z, y, eps)
     if name == "opennmt":
-        return ref.dense_kl(z, reference_q(name, z, y, eps))
-    return ref.dense_ce(z, reference_q(name, z, y, eps))
+        rows, grad = ref.dense_kl(z, reference_q(name, z, y, eps))
+    else:
+        rows, grad = ref.dense_ce(z, reference_q(name, z, y, eps))
+    if name in PADDING_ONE:  # the source drops rows labelled its padding index (only drawn at K = 2)
+        keep = np.asarray(y) != 1
+        rows, grad = np.where(keep, rows, 0.0), np.where(keep[..., None], grad, 0.0)
+    return rows, grad
 
 
 def loss64(name, z, y, **kw):
