@@ -135,8 +135,10 @@ def test_the_notes_state_the_sigmoid_factor_from_the_code(table):
     macros = table_module.macros()
     assert float(macros["ConvKerasTimmOffFactor"]) == pytest.approx(offs["keras_binary"] / offs["timm_binary"])
     assert float(macros["ConvSigmoidOffFactor"]) == pytest.approx(spread)
-    # timm_binary is Keras's at K = 2 (a proven theorem the converter does not apply): the notes say so
-    assert "timm_binary at K = 2" in notes and "timm_binary:keras_equivalent_two_classes" not in notes
+    # timm_binary's K = 2 targets are symmetric (Keras's at ε' = ε), which the converter does not report
+    on, off = timm_binary.on_off(EPS, 2)
+    assert math.isclose(on + off, 1) and "timm_binary at K = 2 has $t_y + t_j = 1$" in notes
+    assert f"gives ε' = {2 * off:.6g} there" in notes
 
 
 def test_the_table_renders_in_both_formats(table):
