@@ -146,9 +146,19 @@ def paired_bootstrap(recipe: Mapping[str, np.ndarray], baseline: Mapping[str, np
     observed = float(delta(np.arange(n_seeds)[None], np.arange(n_images)[None])[0])
     if n_seeds < 2 and n_images < 2:
         raise ValueError("the bootstrap needs at least 2 seeds or 2 images")
-    res = scipy_stats.bootstrap((np.arange(n_seeds), np.arange(n_images)), delta, n_resamples=n_resamples,
-                                batch=batch, vectorized=True, paired=False, confidence_level=confidence,
-                                method="percentile", rng=np.random.default_rng(seed))
+    # a single seed (or image) is not resampled: scipy needs two or more observations per sample
+    samples = tuple(np.arange(n) for n in (n_seeds, n_images) if n > 1)
+
+    def statistic(*idx, axis=-1):
+        idx = list(idx)
+        batch_shape = idx[0].shape[:-1]
+        seed_idx = idx.pop(0) if n_seeds > 1 else np.zeros(batch_shape + (1,), np.int64)
+        image_idx = idx.pop(0) if n_images > 1 else np.zeros(batch_shape + (1,), np.int64)
+        return delta(seed_idx.reshape(-1, n_seeds), image_idx.reshape(-1, n_images)).reshape(batch_shape)
+
+    res = scipy_stats.bootstrap(samples, statistic, n_resamples=n_resamples, batch=batch, vectorized=True,
+                                paired=False, confidence_level=confidence, method="percentile",
+                                rng=np.random.default_rng(seed))
     dist = np.asarray(res.bootstrap_distribution, np.float64)
     lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
     if np.ptp(dist) == 0:  # a degenerate distribution (identical runs): scipy returns NaN
