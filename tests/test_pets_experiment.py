@@ -426,3 +426,20 @@ def test_fastai_profile_smoke(tmp_path, cache_dir, tiny_data):
     run = res["runs"][0]
     assert run["test"]["n"] == 37 and math.isfinite(run["test"]["nll"]) and run["train_log"][0]["steps"] == 2
     assert res["provenance"]["files"]["weights"]["sha256"] == res["config"]["backbone"]["weights_sha256"]
+
+
+def test_fastai_profile_trains_the_head_and_the_body_batchnorm_only():
+    from flax import nnx
+
+    from lsbench.experiments.pets.model import head_or_body_batchnorm, pets_net
+    from lsbench.models import FastaiHead
+    from lsbench.models.efficientnet_lite import EfficientNetLite0, preprocess
+
+    net = pets_net(EfficientNetLite0(rngs=nnx.Rngs(0)), FastaiHead(2560, 37, rngs=nnx.Rngs(1)), "maxavg", preprocess)
+    _, trainable, frozen = nnx.split(net, nnx.All(nnx.Param, head_or_body_batchnorm), ...)
+    paths = [tuple(str(k) for k in p) for p, _ in nnx.to_flat_state(trainable)]
+    frozen_paths = [tuple(str(k) for k in p) for p, _ in nnx.to_flat_state(frozen)]
+    assert paths and all(p[0] == "head" or "bn" in p for p in paths)
+    assert any(p[0] == "body" and "bn" in p for p in paths) and any(p[0] == "head" for p in paths)
+    # the body's convolutions (its own classifier conv "head" included) stay frozen
+    assert ("body", "head", "kernel") in frozen_paths and ("body", "stem", "kernel") in frozen_paths

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Backbone", "load_backbone", "pets_net", "array_digest", "load_cached_features", "npz_bytes"]
+__all__ = ["Backbone", "load_backbone", "pets_net", "head_or_body_batchnorm", "array_digest", "load_cached_features", "npz_bytes"]
 
 
 # --------------------------------------------------------------------------- the backbone (the one place that names it)
@@ -82,6 +82,12 @@ def _pets_net_class():
             return self.head(feats, rngs=rngs)
 
     return PetsNet
+
+
+def head_or_body_batchnorm(path, value) -> bool:
+    """NNX filter of fastai's ``train_bn`` fine-tuning of :func:`pets_net`: the head's variables and the
+    body's BatchNorm layers (``.../bn/...``); the body's own classifier ``head`` conv stays frozen."""
+    return bool(path) and (path[0] == "head" or (path[0] == "body" and "bn" in path))
 
 
 def pets_net(body, head, pooling: str = "maxavg", preprocess: Callable | None = None):

@@ -18,7 +18,8 @@ from lsbench import provenance as prov
 from lsbench.experiments import compare, records, workdir
 from lsbench.experiments.pets.config import PROVED_IDENTICAL, RUN_SPECS, SPLIT_TEXT, SPLITS, PetsConfig, RunSpec, from_args, run_settings
 from lsbench.experiments.pets.flags import UsageError, add_arguments, default_out, default_workdir, validate
-from lsbench.experiments.pets.model import array_digest, load_backbone, load_cached_features, npz_bytes, pets_net
+from lsbench.experiments.pets.model import (array_digest, head_or_body_batchnorm, load_backbone, load_cached_features,
+                                            npz_bytes, pets_net)
 from lsbench.experiments.pets.protocol import (METRICS, STATISTICS_METHOD, aggregate, augment_batch, evaluate_run,
                                                format_table, identical_runs, paired_statistics, random_split)
 from lsbench.experiments.settings import to_dict
@@ -386,7 +387,7 @@ class Experiment:
         width = body.features(self.backbone.preprocess(self.test.images[:1]), self.cfg.pooling).shape[-1]
         head = FastaiHead(width, self.num_classes, **self._head_kwargs(), rngs=rngs)
         model = pets_net(body, head, self.cfg.pooling, self.backbone.preprocess)
-        return model, nnx.All(nnx.Param, nnx.Any(nnx.PathContains("head"), nnx.PathContains("bn")))
+        return model, nnx.All(nnx.Param, head_or_body_batchnorm)
 
     def _head_kwargs(self) -> dict:
         h = self.cfg.head
