@@ -415,7 +415,7 @@ def test_fastai_profile_smoke(tmp_path, cache_dir, tiny_data):
     """The faithful recipe on the Lite backbone at tiny scale: body frozen except BatchNorm, augmentation."""
     out = tmp_path / "pets-fastai.json"
     argv = ["reproduce", "pets", "--profile", "fastai", "--data-dir", str(tiny_data), "--per-class-limit", "1",
-            "--image-size", "32", "--seeds", "0", "1", "--epochs", "1", "--recipes", "uniform", "--splits", "official",
+            "--image-size", "32", "--seeds", "0", "--epochs", "1", "--recipes", "uniform", "--splits", "official",
             "--batch-size", "16", "--out", str(out), "--workdir", str(tmp_path / "work"),
             "--cache-dir", str(cache_dir), "--no-progress"]
     assert main(argv) == 0
