@@ -115,11 +115,12 @@ def load_cached_features(path: Path, labels: np.ndarray, log: Callable[[str], No
     return None
 
 
-def npz_bytes(**arrays) -> bytes:
+def npz_bytes(compressed: bool = False, **arrays) -> bytes:
+    """The ``.npz`` file of ``arrays`` (deflated with ``compressed``: the per-example outputs)."""
     import io
 
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    (np.savez_compressed if compressed else np.savez)(buf, **arrays)
     return buf.getvalue()
 
 

@@ -422,7 +422,7 @@ class Experiment:
             if split == "fastai":
                 outputs["index"] = report_idx.astype(np.uint16)
             path = self.run_path(spec.name, split, seed)
-            prov.atomic_write_bytes(path.with_suffix(".npz"), npz_bytes(**outputs))
+            prov.atomic_write_bytes(path.with_suffix(".npz"), npz_bytes(compressed=True, **outputs))
             record = {
                 "schema": RUN_SCHEMA, "name": spec.name, "split_name": split, "seed": int(seed), "run_key": key,
                 "common_key": self.common_key, "code_sha256": self.code_sha256,
