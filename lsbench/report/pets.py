@@ -337,7 +337,8 @@ def ece_error_figure(p: Pets):
                                label="fastai CE anchors")
             ax.set_xlabel("ε (uniform; 0 = ce)")
             ax.set_ylabel(label)
-            ax.legend(fontsize=5.5, frameon=False)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=5.5, frameon=False)
         ax = axes[1][1]
         for i, (split, name, st) in enumerate(deltas):
             j = p.splits.index(split)
