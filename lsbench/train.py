@@ -48,7 +48,16 @@ Public API: :class:`TrainConfig`, :data:`FASTAI_V1`, :data:`FASTAI_V2`,
 :func:`combined_cos`, :func:`one_cycle_schedules`, :func:`make_optimizer`,
 :data:`INPUTS`, :data:`LABELS`, :data:`LossFn`, :func:`make_loss`,
 :func:`steps_per_epoch`, :func:`apply_model`, :func:`make_train_step`,
-:func:`fit`, :func:`predict`.
+:func:`fit`, :func:`fit_seeds`, :func:`predict`.
+
+**Many seeds in one program** -- :func:`fit_seeds` trains one model per seed
+with the step of :func:`make_train_step` under ``jax.vmap`` over a leading
+seed axis: one compilation per (model structure, loss, schedule), every seed
+in the same program. Each seed keeps its own initialisation (``model_fn(seed)``),
+shuffles, augmentation stream and dropout keys, derived exactly as in
+:func:`fit`, so a seed trained among others follows the same trajectory as the
+seed trained alone (to float rounding: a batched matrix product may sum in
+another order; ``tests/test_train.py`` checks the agreement).
 """
 
 from __future__ import annotations
@@ -56,7 +65,7 @@ from __future__ import annotations
 import functools
 import inspect
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -69,7 +78,7 @@ from lsbench.train_config import FASTAI_V1, FASTAI_V2, TrainConfig
 
 __all__ = ["TrainConfig", "FASTAI_V1", "FASTAI_V2", "combined_cos", "one_cycle_schedules", "make_optimizer",
            "INPUTS", "LABELS", "LossFn", "make_loss", "steps_per_epoch", "apply_model", "make_train_step",
-           "fit", "predict"]
+           "fit", "fit_seeds", "predict"]
 
 
 
@@ -341,9 +350,7 @@ def fit(model: nnx.Module, data: Mapping[str, Any], loss_fn: LossFn, config: Tra
     opt_state = tx.init(params)
     lr_sched, _ = one_cycle_schedules(config, total)
 
-    shuffle_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), 0])))
-    aug_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), 1])))
-    dropout_key = jax.random.key(int(seed))
+    shuffle_rng, aug_rng, dropout_key = _seed_streams(seed)
 
     log = []
     t_step = 0
@@ -378,6 +385,128 @@ def fit(model: nnx.Module, data: Mapping[str, Any], loss_fn: LossFn, config: Tra
             log.append(entry)
             bar.set_postfix(loss=f"{entry['loss']:.3f}", err=f"{entry['train_error']:.3f}")
     return nnx.merge(graphdef, params, rest), log
+
+
+def _seed_streams(seed: int):
+    """``(shuffle rng, augmentation rng, dropout key)`` of one seed (the module docstring's scheme)."""
+    shuffle_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), 0])))
+    aug_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), 1])))
+    return shuffle_rng, aug_rng, jax.random.key(int(seed))
+
+
+def _stack(trees):
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _unstack(tree, i: int):
+    return jax.tree_util.tree_map(lambda x: x[i], tree)
+
+
+@functools.lru_cache(maxsize=64)
+def _vmapped_step(graphdef, loss_fn, flt, total_steps, config):
+    """``(tx, jit(vmap(make_train_step(...))))`` over a leading seed axis of every argument."""
+    tx = make_optimizer(config, total_steps)
+    return tx, jax.jit(jax.vmap(make_train_step(graphdef, tx, loss_fn, flt)))
+
+
+def fit_seeds(model_fn: Callable[[int], nnx.Module], data: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+              loss_fn: LossFn, config: TrainConfig, seeds: Sequence[int], *, trainable: Any = nnx.Param,
+              batch_transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+              progress: bool = True, desc: str = "train") -> list[tuple[nnx.Module, list[dict]]]:
+    """Train one model per seed, all seeds in one vmapped program; ``[(trained model, log)]`` in seed order.
+
+    Args:
+      model_fn: ``seed -> model`` (the untrained model of that seed; every
+        seed's model must have the same structure and shapes).
+      data: one mapping shared by every seed, or one mapping per seed (e.g.
+        a training set resampled per seed), all with the same number of rows;
+        as in :func:`fit`.
+      loss_fn, config, trainable, batch_transform, progress, desc: as in
+        :func:`fit` (``batch_transform`` gets each seed's own generator).
+      seeds: the seeds, distinct.
+
+    Returns:
+      per seed, what :func:`fit` returns for it: the trained model and one
+      dict per epoch (``epoch``, ``steps``, ``loss``, ``train_error``,
+      ``lr``, ``b1``, ``seconds``; ``seconds`` is the epoch's time for all
+      seeds together).
+
+    >>> from lsbench.models import FastaiHead
+    >>> x = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
+    >>> data = {"image": x, "label": (x[:, 0] > 0).astype(np.int32)}
+    >>> cfg = TrainConfig(epochs=1, batch_size=8)
+    >>> runs = fit_seeds(lambda s: FastaiHead(6, 2, hidden=4, rngs=nnx.Rngs(s)), data,
+    ...                  make_loss("uniform", {"epsilon": 0.0}), cfg, seeds=[0, 1], progress=False)
+    >>> [log[0]["steps"] for _, log in runs]
+    [5, 5]
+    """
+    from tqdm.auto import tqdm
+
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
+    per_seed = [data] * len(seeds) if isinstance(data, Mapping) else list(data)
+    if len(per_seed) != len(seeds):
+        raise ValueError(f"data: one mapping for all seeds or one per seed ({len(seeds)}), got {len(per_seed)}")
+    per_seed = [_check_data(d) for d in per_seed]
+    n = len(per_seed[0][LABELS])
+    if any(len(d[LABELS]) != n for d in per_seed) or len({tuple(sorted(d)) for d in per_seed}) != 1:
+        raise ValueError("data: every seed's mapping needs the same keys and number of rows")
+    steps, bs = steps_per_epoch(n, config.batch_size)
+    total = steps * config.epochs
+
+    splits = []
+    for s in seeds:
+        model = nnx.clone(model_fn(s))
+        model.train()
+        splits.append(nnx.split(model, trainable, ...))
+    graphdef = splits[0][0]
+    if any(g != graphdef for g, _, _ in splits):
+        raise ValueError("model_fn must give every seed a model of the same structure")
+    if not jax.tree_util.tree_leaves(splits[0][1]):
+        raise ValueError("the trainable filter selects no variables")
+    tx, step = _vmapped_step(graphdef, loss_fn, trainable, total, config)
+    params = _stack([p for _, p, _ in splits])
+    rest = _stack([r for _, _, r in splits])
+    opt_state = _stack([tx.init(p) for _, p, _ in splits])
+    lr_sched, _ = one_cycle_schedules(config, total)
+    streams = [_seed_streams(s) for s in seeds]
+    keys = jnp.stack([k for _, _, k in streams])
+    fold = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
+
+    logs: list[list[dict]] = [[] for _ in seeds]
+    t_step = 0
+    with tqdm(total=total, desc=desc, unit="step", disable=not progress, leave=False) as bar:
+        for epoch in range(config.epochs):
+            t0 = time.perf_counter()
+            orders = [shuffle.permutation(n) for shuffle, _, _ in streams]
+            losses, wrongs = [], []
+            for s in range(steps):
+                batches = []
+                for d, order, (_, aug_rng, _) in zip(per_seed, orders, streams):
+                    idx = order[s * bs:(s + 1) * bs]
+                    batch = {k: v[idx] for k, v in d.items()}
+                    if batch_transform is not None:
+                        batch[INPUTS] = batch_transform(batch[INPUTS], aug_rng)
+                    batches.append(batch)
+                batch = {k: np.stack([b[k] for b in batches]) for k in batches[0]}
+                params, rest, opt_state, loss, wrong = step(params, rest, opt_state, batch, fold(keys, t_step))
+                losses.append(loss)
+                wrongs.append(wrong)
+                t_step += 1
+                bar.update(1)
+            losses = np.asarray(jax.device_get(losses), np.float64)  # [steps, seeds]
+            if not np.isfinite(losses).all():
+                raise FloatingPointError(f"non-finite training loss in epoch {epoch + 1} ({desc})")
+            wrong_frac = np.sum(jax.device_get(wrongs), axis=0) / (steps * bs)
+            b1 = np.asarray(opt_state[0].hyperparams["b1"])
+            seconds = round(time.perf_counter() - t0, 4)
+            for i in range(len(seeds)):
+                logs[i].append({"epoch": epoch + 1, "steps": steps, "loss": float(losses[:, i].mean()),
+                                "train_error": float(wrong_frac[i]), "lr": float(lr_sched(t_step - 1)),
+                                "b1": float(b1[i]), "seconds": seconds})
+            bar.set_postfix(loss=f"{losses.mean():.3f}")
+    return [(nnx.merge(graphdef, _unstack(params, i), _unstack(rest, i)), logs[i]) for i in range(len(seeds))]
 
 
 @functools.lru_cache(maxsize=64)

@@ -44,13 +44,15 @@ def test_pets_cli_overrides_fields_only():
 def test_pets_run_key_covers_every_setting():
     cfg = pconfig.get_config()
     settings = pconfig.run_settings(cfg)
-    # every field of the tree is hashed, except the two that select runs (each run's own key has them)
-    assert _leaves(settings) == _leaves(to_dict(cfg)) - {"recipes", "seeds"}
+    # every field of the tree is hashed, except the three that select runs (each run's own key has them)
+    assert _leaves(settings) == _leaves(to_dict(cfg)) - {"recipes", "seeds", "splits"}
     base = prov.digest(settings)
     for path, value in [("head.hidden", 256), ("protocol.ece_bins", 10), ("augment.p_flip", 0.0),
                         ("train.pct_start", 0.25), ("eval_batch_size", 128), ("data.image_size", 192)]:
         assert prov.digest(pconfig.run_settings(replace(cfg, path, value))) != base, path
     assert prov.digest(pconfig.run_settings(replace(cfg, "seeds", (7,)))) == base
+    assert prov.digest(pconfig.run_settings(replace(cfg, "splits", ("fastai",)))) == base
+    assert prov.digest(pconfig.run_settings(replace(cfg, "backbone", "lite2"))) != base
 
 
 @pytest.mark.parametrize("quick", [False, True])

@@ -78,18 +78,75 @@ def test_aggregate_and_table():
 
 
 def test_recipe_table_covers_the_issue():
-    assert list(pets.RUN_SPECS) == ["ce", "uniform", "off_target", "fastai", "tf_onehot",
-                                    "speech_transformer", "fastreid_adaptive", "self_correction"]
+    assert list(pets.RUN_SPECS) == ["ce", "uniform", "uniform_eps0.05", "uniform_eps0.2", "uniform_eps0.3",
+                                    "off_target", "fastai", "tf_onehot", "speech_transformer",
+                                    "fastreid_adaptive", "self_correction"]
+    assert pets.RUN_SPECS["uniform_eps0.3"].loss_params(0.1) == {"epsilon": 0.3}
+    assert sorted(pets.EPSILON_SWEEP.values()) == [0.05, 0.1, 0.2, 0.3]
+    assert pets.PROVED_IDENTICAL == {"fastai": "uniform"}
     assert pets.RUN_SPECS["ce"].loss_params(0.3) == {"epsilon": 0.0}
     assert pets.RUN_SPECS["uniform"].loss_params(0.3) == {"epsilon": 0.3}
     assert pets.RUN_SPECS["fastreid_adaptive"].loss_params(0.3) == {"alpha": 0.2, "epsilon": -1.0}
 
 
-def test_fastai_profile_without_weights_stops_clearly(tmp_path, capsys):
-    out = tmp_path / "r.json"
-    rc = main(["reproduce", "pets", "--profile", "fastai", "--data-dir", str(tmp_path), "--out", str(out)])
-    err = capsys.readouterr().err
-    assert rc == 2 and "--weights" in err and "--from-scratch" in err and not out.exists()
+def test_the_default_experiment_does_not_depend_on_the_hardware(monkeypatch):
+    import argparse
+
+    import jax
+
+    from lsbench.experiments.pets import config, flags
+
+    parser = argparse.ArgumentParser()
+    flags.add_arguments(parser)
+    on_cpu = parser.parse_args([])
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    on_gpu = parser.parse_args([])
+    assert vars(on_cpu) == vars(on_gpu) and on_cpu.profile == "frozen"
+    cfg = config.from_args(on_gpu, flags.validate(on_gpu))
+    assert cfg == config.get_config() and len(cfg.seeds) >= 10 and cfg.splits == ("official", "fastai")
+    assert flags.default_out("frozen").name == "pets-frozen.json"
+    assert flags.default_out("frozen", backbone="lite2" if cfg.backbone == "lite0" else "lite0").name.startswith(
+        "pets-frozen-lite")
+
+
+def test_random_split_is_fastai_like_and_seeded():
+    train, valid = pets.random_split(7349, seed=0)
+    assert len(valid) == round(0.2 * 7349) and len(train) + len(valid) == 7349
+    assert not set(train) & set(valid) and np.all(np.diff(train) > 0)
+    assert not np.all(np.diff(valid) > 0)  # drawn order kept (the bootstrap resamples positions)
+    np.testing.assert_array_equal(valid, pets.random_split(7349, seed=0)[1])
+    assert len(set(valid) & set(pets.random_split(7349, seed=1)[1])) < 0.3 * len(valid)  # redrawn per seed
+
+
+def test_cross_fit_temperature_uses_the_other_half():
+    from lsbench import metrics
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 400)
+    z = 3.0 * np.eye(5)[y] + rng.normal(size=(400, 5))
+    z[:200] *= 4.0  # the two halves would want different temperatures if fitted on themselves
+    t, (t_a, t_b) = pets.cross_fit_temperature(z, y, seed=0)
+    assert set(np.unique(t)) == {t_a, t_b} and t_a != t_b
+    # an example's temperature is the one fitted on the half it is not in
+    half_b = t == t_a
+    assert metrics.fit_temperature(z[half_b], y[half_b]) == pytest.approx(t_b)
+
+
+def test_example_outputs_give_back_the_metrics():
+    from lsbench import metrics
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 7, 300)
+    z = 2.0 * np.eye(7)[y] + rng.normal(size=(300, 7))
+    test, temps, out = pets.evaluate_run(z, y, seed=0, n_bins=15)
+    assert {k: v.dtype for k, v in out.items()} == {k: np.dtype(v) for k, v in pets.OUTPUT_FIELDS.items()}
+    assert np.mean(out["pred"] != out["label"]) == pytest.approx(test["error"])
+    p = out["p_true"].astype(np.float64)
+    assert np.mean(-np.log(p)) == pytest.approx(test["nll"], rel=2e-3)
+    assert np.mean(1 - 2 * p + out["sum_sq"]) == pytest.approx(test["brier"], abs=2e-3)
+    probs = metrics.softmax(z)
+    assert metrics.ece(probs, y) == pytest.approx(test["ece"])
+    assert test["temperature"] == pytest.approx(math.sqrt(temps[0] * temps[1]))
 
 
 @pytest.mark.parametrize("argv", [["--recipes", "nope"], ["--epsilon", "1.5"], ["--seeds", "-1"],
@@ -122,7 +179,7 @@ def tiny_data(tmp_path_factory):
 
 def _argv(work, ref, cache, data, *extra):
     return ["reproduce", "pets", "--data-dir", str(data), "--image-size", "32", "--per-class-limit", "1",
-            "--seeds", "0", "--epochs", "1", "--recipes", "ce", "uniform", "--workdir", str(work),
+            "--seeds", "0", "--epochs", "1", "--recipes", "ce", "uniform", "--splits", "official", "--workdir", str(work),
             "--out", str(ref), "--cache-dir", str(cache), "--no-progress", *extra]
 
 
@@ -137,7 +194,7 @@ def test_end_to_end_interrupt_resume_force_and_mismatch(tmp_path, cache_dir, tin
     argv = lambda *extra: _argv(work, ref, cache_dir, tiny_data, *extra)  # noqa: E731
 
     # 1. interrupted after the first run: that run is recorded, the second is lost, status says so
-    real = Experiment.train_one
+    real = Experiment.train_group
     calls = []
 
     def interrupt_second(self, *a, **k):
@@ -146,14 +203,14 @@ def test_end_to_end_interrupt_resume_force_and_mismatch(tmp_path, cache_dir, tin
             raise KeyboardInterrupt
         return real(self, *a, **k)
 
-    monkeypatch.setattr(Experiment, "train_one", interrupt_second)
+    monkeypatch.setattr(Experiment, "train_group", interrupt_second)
     assert main(argv()) == 130
-    monkeypatch.setattr(Experiment, "train_one", real)
-    assert (runs / "ce-seed0.json").is_file() and not (runs / "uniform-seed0.json").exists()
+    monkeypatch.setattr(Experiment, "train_group", real)
+    assert (runs / "ce-official-seed0.json").is_file() and not (runs / "uniform-official-seed0.json").exists()
     partial = json.loads(out.read_text())
     assert partial["invocation"]["status"] == "interrupted" and [r["name"] for r in partial["runs"]] == ["ce"]
     assert not (work / ".lock").exists()
-    ce_bytes = (runs / "ce-seed0.json").read_bytes()
+    ce_bytes = (runs / "ce-official-seed0.json").read_bytes()
 
     # 2. rerun: ce is skipped (its record untouched), uniform is trained, a valid results file is written
     capsys.readouterr()
@@ -161,26 +218,33 @@ def test_end_to_end_interrupt_resume_force_and_mismatch(tmp_path, cache_dir, tin
     printed = capsys.readouterr().out
     assert "ce" in printed and "uniform" in printed and "7.5 % error" in printed
     assert "verdict: no reference to compare with" in printed and not ref.exists()
-    assert (runs / "ce-seed0.json").read_bytes() == ce_bytes
+    assert (runs / "ce-official-seed0.json").read_bytes() == ce_bytes
     res = json.loads(out.read_text())
     inv = res["invocation"]
-    assert inv["status"] == "complete" and inv["skipped"] == [["ce", 0]] and inv["trained"] == [["uniform", 0]]
-    assert res["schema"] == "lsbench/pets-results/1" and res["profile"] == "frozen"
+    assert inv["status"] == "complete" and inv["skipped"] == [["ce", "official", 0]]
+    assert inv["trained"] == [["uniform", "official", 0]]
+    assert res["schema"] == "lsbench/pets-results/2" and res["profile"] == "frozen"
     assert res["claim"]["label_smoothing"]["error"] == 0.075
     # the whole configuration is recorded, with the command line's overrides in it
     cfg = res["experiment_config"]
-    assert (cfg["train"]["epochs"], cfg["seeds"], cfg["recipes"], cfg["data"]["per_class_limit"]) == (
-        1, [0], ["ce", "uniform"], 1)
+    assert (cfg["train"]["epochs"], cfg["seeds"], cfg["recipes"], cfg["data"]["per_class_limit"], cfg["splits"]) == (
+        1, [0], ["ce", "uniform"], 1, ["official"])
     assert res["config"]["settings"]["train"] == cfg["train"] and "seeds" not in res["config"]["settings"]
     assert [(r["name"], r["seed"]) for r in res["runs"]] == [("ce", 0), ("uniform", 0)]
     for r in res["runs"]:
         t = r["test"]
         assert t["n"] == 37 and 0 <= t["error"] <= 1 and t["nll"] > 0 and 0 <= t["ece"] <= 1
-        assert math.isfinite(t["ece_ts"]) and r["temperature"] > 0 and r["split"]["n_heldout"] == 4
+        assert math.isfinite(t["ece_ts"]) and r["temperature"] > 0 and r["split"]["n_train"] == 37
+        assert r["split"]["n_report"] == 37 and r["split_name"] == "official"
+        with np.load(runs / r["outputs"]) as z:
+            assert len(z["pred"]) == 37 and z["conf"].dtype == np.float16
         assert sum(t["reliability"]["count"]) == 37 and len(t["reliability"]["accuracy"]) == 15
         assert r["code_sha256"] == code_sha256("pets")
-    assert set(res["aggregates"]) == {"ce", "uniform"}
-    assert res["aggregates"]["uniform"]["paired_vs_ce"]["error"]["seeds"] == [0]
+    assert set(res["aggregates"]) == {"official"} and set(res["aggregates"]["official"]) == {"ce", "uniform"}
+    assert res["aggregates"]["official"]["uniform"]["paired_vs_ce"]["error"]["seeds"] == [0]
+    st = res["statistics"]["by_split"]["official"]["uniform"]
+    assert set(st) == {"error", "nll", "brier", "ece", "ece_ts"} and st["error"]["n_images"] == 37
+    assert st["error"]["verdict"] in ("better", "worse", "equivalent", "inconclusive")
     p = res["provenance"]
     assert p["packages"]["jax"] and p["jax"]["backend"] == "cpu" and p["git"]["commit"]
     assert p["files"]["annotations/trainval.txt"]["sha256"] and p["files"]["weights"]["sha256"]
@@ -188,11 +252,11 @@ def test_end_to_end_interrupt_resume_force_and_mismatch(tmp_path, cache_dir, tin
     assert res["config"]["backbone"]["weights_sha256"] == p["files"]["weights"]["sha256"]
 
     # 3. --force: both redone with identical metrics (CPU determinism); nothing to archive
-    before = {n: _metrics(runs / f"{n}-seed0.json") for n in ("ce", "uniform")}
+    before = {n: _metrics(runs / f"{n}-official-seed0.json") for n in ("ce", "uniform")}
     assert main(argv("--force")) == 0
-    after = {n: _metrics(runs / f"{n}-seed0.json") for n in ("ce", "uniform")}
+    after = {n: _metrics(runs / f"{n}-official-seed0.json") for n in ("ce", "uniform")}
     assert after == before
-    assert json.loads(out.read_text())["invocation"]["trained"] == [["ce", 0], ["uniform", 0]]
+    assert json.loads(out.read_text())["invocation"]["trained"] == [["ce", "official", 0], ["uniform", "official", 0]]
     assert not (runs / "replaced").exists()
 
     # 4. a configuration mismatch stops before anything is changed
@@ -204,22 +268,23 @@ def test_end_to_end_interrupt_resume_force_and_mismatch(tmp_path, cache_dir, tin
     assert {f.name: f.read_bytes() for f in runs.iterdir()} == snapshot and out.read_bytes() == results_before
 
     # 5. a record made by other code is retrained, not reused (the old one is kept under replaced/)
-    stale = json.loads((runs / "ce-seed0.json").read_text())
+    stale = json.loads((runs / "ce-official-seed0.json").read_text())
     monkeypatch.setattr(pets_run.workdir, "code_sha256", lambda name: "0" * 64)
     assert main(argv("--recipes", "ce")) == 0
     monkeypatch.undo()
-    assert json.loads((runs / "ce-seed0.json").read_text())["code_sha256"] == "0" * 64
+    assert json.loads((runs / "ce-official-seed0.json").read_text())["code_sha256"] == "0" * 64
     assert main(argv()) == 0
     inv = json.loads(out.read_text())["invocation"]
-    assert inv["trained"] == [["ce", 0]] and inv["skipped"] == [["uniform", 0]]
-    assert json.loads((runs / "ce-seed0.json").read_text())["test"] == stale["test"]
-    assert len(list((runs / "replaced").glob("ce-seed0-*.json"))) == 2
+    assert inv["trained"] == [["ce", "official", 0]] and inv["skipped"] == [["uniform", "official", 0]]
+    assert json.loads((runs / "ce-official-seed0.json").read_text())["test"] == stale["test"]
+    assert len(list((runs / "replaced").glob("ce-official-seed0-*.json"))) == 2
 
 
 def test_workdir_compare_record_check_and_paper(tmp_path, cache_dir, tiny_data, monkeypatch, capsys):
     """runs → work directory → comparison with the reference → --record → results file → paper table."""
     work, ref = tmp_path / "work", tmp_path / "results" / "pets-frozen.json"
-    argv = lambda *extra: _argv(work, ref, cache_dir, tiny_data, "--seeds", "0", "1", *extra)  # noqa: E731
+    argv = lambda *extra: _argv(work, ref, cache_dir, tiny_data, "--seeds", "0", "1", "--splits", "official",  # noqa: E731
+                                "fastai", "--recipes", "ce", "fastai", *extra)
 
     # --record refuses a dirty tree before training anything, and says to commit first
     monkeypatch.setattr(prov, "git_info", lambda *a, **k: {"commit": "a" * 40, "dirty": True, "describe": None})
@@ -234,11 +299,17 @@ def test_workdir_compare_record_check_and_paper(tmp_path, cache_dir, tiny_data, 
     assert main(argv("--record", "--allow-dirty")) == 0
     text = ref.read_text()
     res = json.loads(text)
-    assert sorted(p.name for p in (ref.parent / "runs" / "pets-frozen").iterdir()) == [
-        "ce-seed0.json", "ce-seed1.json", "uniform-seed0.json", "uniform-seed1.json"]
+    assert sorted(p.name for p in (ref.parent / "runs" / "pets-frozen").iterdir()) == sorted(
+        f"{n}-{split}-seed{s}.{ext}" for n in ("ce", "fastai") for split in ("official", "fastai") for s in (0, 1)
+        for ext in ("json", "npz"))
+    assert res["splits"] == ["official", "fastai"]
+    # the fastai split reports on a random 20 % of all 74 images, redrawn per seed
+    fastai_runs = [r for r in res["runs"] if r["split_name"] == "fastai"]
+    assert {r["split"]["n_report"] for r in fastai_runs} == {15} and {r["split"]["n_train"] for r in fastai_runs} == {59}
+    assert len({r["split"]["report_digest"] for r in fastai_runs}) == 2
     assert res["runs_dir"] == "runs/pets-frozen" and res["code_sha256"] == code_sha256("pets")
     # no absolute path, no host name anywhere in what was written
-    for path in [ref, *(ref.parent / "runs" / "pets-frozen").iterdir(), work / "comparison.json"]:
+    for path in [ref, *(ref.parent / "runs" / "pets-frozen").glob("*.json"), work / "comparison.json"]:
         body = path.read_text()
         assert prov.find_absolute_paths(json.loads(body)) == [], path
         assert str(tmp_path) not in body and str(tiny_data) not in body and socket.gethostname() not in body
@@ -247,9 +318,9 @@ def test_workdir_compare_record_check_and_paper(tmp_path, cache_dir, tiny_data, 
     capsys.readouterr()
     assert main(argv("--check")) == 0
     printed = capsys.readouterr().out
-    assert "verdict: 4/4 runs bit-identical to the reference recorded on" in printed
+    assert "verdict: 8/8 runs bit-identical to the reference recorded on" in printed
     cmp = json.loads((work / "comparison.json").read_text())
-    assert cmp["counts"]["bit-identical"] == 4 and (work / "comparison.txt").read_text().strip().endswith(
+    assert cmp["counts"]["bit-identical"] == 8 and (work / "comparison.txt").read_text().strip().endswith(
         cmp["verdict"])
 
     # a reference that disagrees beyond tolerance: reported, and --check makes it exit 1
@@ -260,7 +331,7 @@ def test_workdir_compare_record_check_and_paper(tmp_path, cache_dir, tiny_data, 
     assert main(argv()) == 0
     assert main(argv("--check")) == 1
     cmp = json.loads((work / "comparison.json").read_text())
-    assert cmp["counts"] == {"bit-identical": 0, "within tolerance": 0, "different": 4, "config differs": 0,
+    assert cmp["counts"] == {"bit-identical": 0, "within tolerance": 0, "different": 8, "config differs": 0,
                              "no reference": 0}
     assert cmp["largest_difference"]["nll"]["difference"] == pytest.approx(-1.0)
     assert all(r["beyond_tolerance"] == ["nll"] for r in cmp["runs"])
@@ -269,14 +340,14 @@ def test_workdir_compare_record_check_and_paper(tmp_path, cache_dir, tiny_data, 
     ref.write_text(json.dumps(bumped))
     assert main(argv("--check")) == 1
     cmp = json.loads((work / "comparison.json").read_text())
-    assert cmp["counts"]["config differs"] == 4 and "train.lr" in cmp["config_differs"]
+    assert cmp["counts"]["config differs"] == 8 and "train.lr" in cmp["config_differs"]
     ref.write_text(text)
 
     # the paper table is built from the recorded reference
     assert main(["paper", "--results-dir", str(ref.parent), "--out-dir", str(tmp_path / "paper"),
                  "--no-figures", "--quiet"]) == 0
     table = (tmp_path / "paper" / "tables" / "pets-frozen.md").read_text()
-    mean = res["aggregates"]["ce"]["metrics"]["error"]["mean"] * 100
+    mean = res["aggregates"]["official"]["ce"]["metrics"]["error"]["mean"] * 100
     assert f"{mean:.2f}" in table
 
 
@@ -284,7 +355,7 @@ def test_sigterm_is_an_interrupt_and_the_lock_refuses_a_second_run(tmp_path, cac
                                                                    capsys):
     work, ref = tmp_path / "work", tmp_path / "ref.json"
     argv = lambda *extra: _argv(work, ref, cache_dir, tiny_data, *extra)  # noqa: E731
-    real = Experiment.train_one
+    real = Experiment.train_group
     calls = []
 
     def term_second(self, *a, **k):
@@ -293,7 +364,7 @@ def test_sigterm_is_an_interrupt_and_the_lock_refuses_a_second_run(tmp_path, cac
             os.kill(os.getpid(), signal.SIGTERM)
         return real(self, *a, **k)
 
-    monkeypatch.setattr(Experiment, "train_one", term_second)
+    monkeypatch.setattr(Experiment, "train_group", term_second)
     assert main(argv()) == 130
     monkeypatch.undo()
     assert json.loads((work / "ref.json").read_text())["invocation"]["status"] == "interrupted"
@@ -322,7 +393,7 @@ def test_unwritable_workdir_and_disk_full_are_clear_errors(tmp_path, cache_dir, 
 
     work = tmp_path / "work"
     assert main(_argv(work, tmp_path / "ref.json", cache_dir, tiny_data, "--recipes", "ce")) == 0
-    kept = (work / "runs" / "ce-seed0.json").read_bytes()
+    kept = (work / "runs" / "ce-official-seed0.json").read_bytes()
 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -333,62 +404,42 @@ def test_unwritable_workdir_and_disk_full_are_clear_errors(tmp_path, cache_dir, 
     err = capsys.readouterr().err
     assert "no space left" in err and "intact" in err and "Traceback" not in err
     monkeypatch.undo()
-    assert (work / "runs" / "ce-seed0.json").read_bytes() == kept and not (work / ".lock").exists()
+    assert (work / "runs" / "ce-official-seed0.json").read_bytes() == kept and not (work / ".lock").exists()
 
 
 # --------------------------------------------------------------------------- fastai profile smoke test
 
 
-def _random_torchvision_resnet34(path):
-    """A torchvision-layout ResNet-34 state dict with random weights, saved as .safetensors."""
-    from safetensors.numpy import save_file
-
-    rng = np.random.default_rng(0)
-    sd = {}
-
-    def conv(name, cout, cin, k):
-        sd[f"{name}.weight"] = (rng.normal(size=(cout, cin, k, k)) * math.sqrt(2 / (cin * k * k))).astype(np.float32)
-
-    def bn(name, c):
-        sd[f"{name}.weight"] = np.ones(c, np.float32)
-        sd[f"{name}.bias"] = np.zeros(c, np.float32)
-        sd[f"{name}.running_mean"] = np.zeros(c, np.float32)
-        sd[f"{name}.running_var"] = np.ones(c, np.float32)
-
-    conv("conv1", 64, 3, 7)
-    bn("bn1", 64)
-    cin = 64
-    for i, (n, cout) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512)), start=1):
-        for j in range(n):
-            stride = 2 if (j == 0 and i > 1) else 1
-            p = f"layer{i}.{j}"
-            conv(f"{p}.conv1", cout, cin, 3)
-            bn(f"{p}.bn1", cout)
-            conv(f"{p}.conv2", cout, cout, 3)
-            bn(f"{p}.bn2", cout)
-            if stride != 1 or cin != cout:
-                conv(f"{p}.downsample.0", cout, cin, 1)
-                bn(f"{p}.downsample.1", cout)
-            cin = cout
-    sd["fc.weight"] = (rng.normal(size=(1000, 512)) * 0.01).astype(np.float32)
-    sd["fc.bias"] = np.zeros(1000, np.float32)
-    save_file(sd, str(path))
-    return path
-
-
-@pytest.mark.slow  # compiling a ResNet-34 training step takes ~30 s on 2 CPU cores
-@needs_data
-def test_fastai_profile_smoke(tmp_path, cache_dir):
-    weights = _random_torchvision_resnet34(tmp_path / "resnet34-random.safetensors")
+@pytest.mark.slow  # compiling a Lite0 training step (BatchNorm trainable) takes a while on 2 CPU cores
+def test_fastai_profile_smoke(tmp_path, cache_dir, tiny_data):
+    """The faithful recipe on the Lite backbone at tiny scale: body frozen except BatchNorm, augmentation."""
     out = tmp_path / "pets-fastai.json"
-    argv = ["reproduce", "pets", "--profile", "fastai", "--weights", str(weights), "--data-dir", str(DATA),
-            "--per-class-limit", "1", "--image-size", "32", "--seeds", "0", "--epochs", "1",
-            "--recipes", "uniform", "--out", str(out), "--workdir", str(tmp_path / "work"),
+    argv = ["reproduce", "pets", "--profile", "fastai", "--data-dir", str(tiny_data), "--per-class-limit", "1",
+            "--image-size", "32", "--seeds", "0", "--epochs", "1", "--recipes", "uniform", "--splits", "official",
+            "--batch-size", "16", "--out", str(out), "--workdir", str(tmp_path / "work"),
             "--cache-dir", str(cache_dir), "--no-progress"]
     assert main(argv) == 0
     res = json.loads((tmp_path / "work" / out.name).read_text())
-    assert res["profile"] == "fastai" and res["config"]["backbone"]["name"] == "resnet34"
+    assert res["profile"] == "fastai" and res["config"]["backbone"]["name"] == "efficientnet-lite0"
     assert res["config"]["backbone"]["frozen"] is True and res["config"]["backbone"]["augmentation"]
+    assert "BN affine trained" in res["config"]["backbone"]["bn_mode"]
     run = res["runs"][0]
-    assert run["test"]["n"] == 37 and math.isfinite(run["test"]["nll"]) and run["train_log"][0]["steps"] == 1
+    assert run["test"]["n"] == 37 and math.isfinite(run["test"]["nll"]) and run["train_log"][0]["steps"] == 2
     assert res["provenance"]["files"]["weights"]["sha256"] == res["config"]["backbone"]["weights_sha256"]
+
+
+def test_fastai_profile_trains_the_head_and_the_body_batchnorm_only():
+    from flax import nnx
+
+    from lsbench.experiments.pets.model import head_or_body_batchnorm, pets_net
+    from lsbench.models import FastaiHead
+    from lsbench.models.efficientnet_lite import EfficientNetLite0, preprocess
+
+    net = pets_net(EfficientNetLite0(rngs=nnx.Rngs(0)), FastaiHead(2560, 37, rngs=nnx.Rngs(1)), "maxavg", preprocess)
+    _, trainable, frozen = nnx.split(net, nnx.All(nnx.Param, head_or_body_batchnorm), ...)
+    paths = [tuple(str(k) for k in p) for p, _ in nnx.to_flat_state(trainable)]
+    frozen_paths = [tuple(str(k) for k in p) for p, _ in nnx.to_flat_state(frozen)]
+    assert paths and all(p[0] == "head" or "bn" in p for p in paths)
+    assert any(p[0] == "body" and "bn" in p for p in paths) and any(p[0] == "head" for p in paths)
+    # the body's convolutions (its own classifier conv "head" included) stay frozen
+    assert ("body", "head", "kernel") in frozen_paths and ("body", "stem", "kernel") in frozen_paths

@@ -64,12 +64,17 @@ def make_pets(path: Path, profile: str = "frozen", names=("ce", "uniform", "off_
             z = rng.normal(size=(300, 37)) * 1.5
             z[np.arange(300), y] += 3.0 + 0.3 * k + 0.1 * seed
             spec = RUN_SPECS[name]
-            runs.append({"schema": "lsbench/pets-run/1", "name": name, "seed": seed,
+            runs.append({"schema": "lsbench/pets-run/2", "name": name, "split_name": "official", "seed": seed,
                          "loss": {"recipe": spec.recipe, "params": spec.loss_params(0.1)},
                          "temperature": 1.3, "test": evaluate(z, y, temperature=1.3)})
     aggregates, ignored = aggregate(runs)
+    aggregates = {"official": aggregates}
+    statistics = {"official": {n: {"error": {"delta": 0.001 * k, "ci": [-0.01, 0.01], "p_better": 0.4,
+                                             "verdict": "inconclusive"}}
+                               for k, n in enumerate(names) if n != "ce"}}
     results = {
-        "schema": "lsbench/pets-results/1", "experiment": "pets", "profile": profile, "claim": ANCHORS,
+        "schema": "lsbench/pets-results/2", "experiment": "pets", "profile": profile, "claim": ANCHORS,
+        "statistics": {"method": "test", "by_split": statistics}, "identities": {"official": {}},
         "common_key": "0" * 16,
         "config": {"profile": profile, "backbone": {"name": "efficientnet-lite0", "frozen": True,
                                                     "pooling": "maxavg"},
@@ -262,7 +267,7 @@ def test_table_contents(results_dir, tmp_path):
     assert "target_mass, code_vs_prose" in find and "adaptive_full_gradient, adaptive_dropped_term_nonzero" in find
     assert "no theorem in proofs.json" in find  # distillation: the certificate records none
     pets = t("pets-frozen")
-    assert "| ce | 3 |" in pets and "(baseline)" in pets
+    assert "| ce | official | 3 |" in pets and "(baseline)" in pets and "inconcl." in pets
     assert "5.7–7.3" in pets and "7.5 (reported)" in pets  # the anchors, from the results file
     thr = t("throughput")
     assert "64×8192" in thr and "| uniform |" in thr and "| off_target |" in thr
@@ -336,9 +341,9 @@ def test_no_results_gives_placeholders_everywhere(tmp_path):
 
 @pytest.mark.parametrize("corrupt, message", [
     (lambda p: p.write_text("{not json"), "is not valid JSON"),
-    (lambda p: p.write_text(json.dumps({"schema": "lsbench/pets-results/1", "profile": "frozen",
-                                        "aggregates": {"ce": {"seeds": [0]}}, "runs": []})),
-     "aggregates.ce: missing key 'metrics'"),
+    (lambda p: p.write_text(json.dumps({"schema": "lsbench/pets-results/2", "profile": "frozen",
+                                        "aggregates": {"official": {"ce": {"seeds": [0]}}}, "runs": []})),
+     "aggregates.official.ce: missing key 'metrics'"),
     (lambda p: p.write_text(json.dumps({"schema": "something/else"})), "schema is 'something/else'"),
 ])
 def test_malformed_file_is_named_and_nothing_is_lost(results_dir, generated, tmp_path, capsys, corrupt,

@@ -9,50 +9,52 @@ course-v3 ``lesson1-pets`` notebook. Is label smoothing a gain, a loss or
 noise, and which form? (:data:`lsbench.published.PETS_ANCHORS`, printed beside the table and stored
 in the results file.)
 
-**Profiles** (``--profile``; default ``frozen`` on CPU, ``fastai`` on an accelerator):
+**Profiles** (``--profile``; the default, ``frozen``, is the same on every machine -- an
+accelerator only makes it faster):
 
-* ``frozen`` -- EfficientNet-Lite0 with its real ImageNet weights, body frozen
-  *and in eval mode*; its final 1280-channel feature map is pooled once
-  (fastai's concat pooling ``[max, avg]``, 2560 wide) and cached on disk; the
-  fastai head (:class:`lsbench.models.FastaiHead`, v1 linear biases) is
-  trained on the cached features for each recipe and seed. No augmentation
-  (features are computed once). Fits a 2-core CPU.
-* ``fastai`` -- the faithful recipe: torchvision ResNet-34 weights
-  (``--weights PATH``, converted by :func:`lsbench.models.load_resnet34`),
-  body frozen except its BatchNorm layers (fastai v1 ``train_bn=True``: BN
-  affine parameters trained, batch statistics in train mode), fastai head,
-  host-side augmentation (:func:`~.protocol.augment_batch`: random resized crop with
-  scale ∈ [0.35, 1] and ratio ∈ [3/4, 4/3], horizontal flip p = 0.5,
-  brightness/contrast ±20 % with p = 0.75). Without ``--weights`` it stops:
-  training from random initialisation is a different experiment and needs
-  ``--from-scratch`` (then every parameter is trained).
+* ``frozen`` -- an EfficientNet-Lite body (``--backbone``, :func:`~.model.load_backbone`) with
+  its real ImageNet weights, frozen *and in eval mode*; its final feature map is pooled once
+  (fastai's concat pooling ``[max, avg]``) and cached on disk; the fastai head
+  (:class:`lsbench.models.FastaiHead`, v1 linear biases) is trained on the cached features. No
+  augmentation, and the body's BatchNorm statistics stay the ImageNet ones (a cached body cannot
+  train them).
+* ``fastai`` -- the fastai recipe on the same backbone: body frozen except its BatchNorm layers
+  (fastai v1 ``train_bn=True``: BN affine parameters trained, batch statistics in train mode),
+  fastai head, host-side augmentation (:func:`~.protocol.augment_batch`: random resized crop with
+  scale ∈ [0.35, 1] and ratio ∈ [3/4, 4/3], horizontal flip p = 0.5, brightness/contrast ±20 %
+  with p = 0.75), ``fit_one_cycle(4)``. Needs no other weights; slow without an accelerator.
 
 Both: one-cycle Adam of :mod:`lsbench.train` with fastai v1 defaults
-(:data:`lsbench.train.FASTAI_V1`), 4 epochs, batch 64, lr 3e-3, wd 1e-2.
+(:data:`lsbench.train.FASTAI_V1`), 4 epochs, batch 64, lr 3e-3, wd 1e-2; the seeds of a recipe
+(default ten, 0–9) are trained together, one vmapped program per recipe and split
+(:func:`lsbench.train.fit_seeds`), each seed exactly as if trained alone.
 
-**Recipes** (``--recipes``, default all of :data:`RUN_SPECS`): ``ce`` (plain
-cross-entropy, ``uniform`` with ε = 0: the baseline), ``uniform``,
-``off_target``, ``fastai``, ``tf_onehot``, ``speech_transformer`` (ε =
-``--epsilon``, default 0.1), ``fastreid_adaptive`` (``fastreid`` with
-``epsilon=-1, alpha=0.2``: ε_i = 0.2·p_y) and ``self_correction``
-(:func:`lsbench.losses.self_correction_loss`, α = 0.1, ``clip=False``, on top
-of plain cross-entropy, so its paired difference from ``ce`` isolates the
-reweighting).
+**Recipes** (``--recipes``, default all of :data:`RUN_SPECS`): ``ce`` (plain cross-entropy,
+``uniform`` with ε = 0: the baseline), ``uniform`` at ε = ``--epsilon`` (0.1) and the ε sweep
+``uniform_eps0.05``, ``uniform_eps0.2``, ``uniform_eps0.3`` (:data:`EPSILON_SWEEP`), ``off_target``,
+``fastai``, ``tf_onehot``, ``speech_transformer`` (ε = ``--epsilon``, their published 0.1),
+``fastreid_adaptive`` (``fastreid`` with ``epsilon=-1, alpha=0.2``: ε_i = 0.2·p_y) and
+``self_correction`` (:func:`lsbench.losses.self_correction_loss`, α = 0.1, ``clip=False``, on top
+of plain cross-entropy). ``fastai`` is proved to be ``uniform`` (:data:`PROVED_IDENTICAL`): it is
+trained and shown as one row that counts its identical runs, not as independent evidence.
 
-**Protocol** (a documented deviation from fastai, which trained on a random
-80 % of all 7,390 images and reported the error on the other 20 %): the head
-trains on 90 % of the official ``trainval`` split; the other 10 %
-(stratified by class, drawn from the run's seed, the same for every recipe
-of a seed) is held out and used only to fit the temperature for
-temperature scaling; every reported metric is on the official ``test``
-split. Seeds also drive head initialisation, batch order and dropout, so
-the paired differences from ``ce`` compare runs that share all of these.
+**Protocol** (``--splits``, default both): ``official`` trains on all of ``trainval`` (3,680
+images) and reports on ``test`` (3,669); ``fastai`` draws, per seed, a random 20 % of all images as
+the report set (fastai's ``split_by_rand_pct(0.2)``) and trains on the other 80 %, as the claim's
+notebook did. The temperature of temperature scaling is cross-fitted on the report set (two
+halves, each scaled by the T fitted on the other), so no training image is held out. Every run
+stores compact per-example outputs beside its record (``<run>.npz``: label, predicted class,
+confidence, p_true, Σp², and after temperature scaling confidence and p_true; uint8/float16), from
+which :mod:`lsbench.stats` gives each recipe's paired difference from ``ce`` in error, NLL, Brier,
+ECE and ECE after temperature scaling, a 95 % interval from a bootstrap over seeds *and* report
+images, the probability that the recipe is better, and a verdict (better / worse / equivalent /
+inconclusive) by a rule fixed in code.
 
 **Recording.** A plain run trains into a work directory, ``--workdir`` (default
 ``./lsbench-runs/pets-<profile>/``, ``pets-<profile>-limit<N>`` with ``--per-class-limit N``):
-each finished (recipe, seed) run is written atomically (temp file + rename) to
-``<workdir>/runs/<recipe>-seed<k>.json`` and the work directory's results file
-``<workdir>/pets-<profile>.json`` is rewritten after every run. A rerun skips runs whose
+each finished (recipe, split, seed) run is written atomically (temp file + rename) to
+``<workdir>/runs/<recipe>-<split>-seed<k>.json`` (outputs ``.npz`` beside it) and the work directory's results file
+``<workdir>/pets-<profile>.json`` is rewritten after every (recipe, split) group. A rerun skips runs whose
 recorded ``run_key`` matches (the key hashes the whole configuration, the loss, the seed and
 :func:`lsbench.experiments.workdir.code_sha256` of the code behind the run, so a record made by
 other code is retrained, the old one kept under ``runs/replaced/``); a recorded run with another
@@ -79,8 +81,10 @@ network, the feature cache), :mod:`~.run` (the command); run records through
 Results and run-record schemas: ``lsbench/experiments/README.md``.
 """
 
-from lsbench.experiments.pets.config import DEFAULT_RECIPES, RUN_SPECS, PetsConfig, RunSpec, get_config
-from lsbench.experiments.pets.protocol import METRICS, aggregate, augment_batch, format_table, heldout_split
+from lsbench.experiments.pets.config import (DEFAULT_RECIPES, EPSILON_SWEEP, PROVED_IDENTICAL, RUN_SPECS, SPLITS,
+                                            PetsConfig, RunSpec, get_config)
+from lsbench.experiments.pets.protocol import (METRICS, OUTPUT_FIELDS, aggregate, augment_batch, cross_fit_temperature,
+                                               evaluate_run, format_table, heldout_split, random_split)
 from lsbench.experiments.pets.run import default_out
 from lsbench.published import PETS_ANCHORS as ANCHORS
 
@@ -88,6 +92,13 @@ __all__ = [
     "ANCHORS",
     "RUN_SPECS",
     "DEFAULT_RECIPES",
+    "EPSILON_SWEEP",
+    "PROVED_IDENTICAL",
+    "SPLITS",
+    "OUTPUT_FIELDS",
+    "random_split",
+    "cross_fit_temperature",
+    "evaluate_run",
     "METRICS",
     "RunSpec",
     "PetsConfig",

