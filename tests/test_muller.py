@@ -378,15 +378,15 @@ def test_quick_end_to_end_writes_results_and_resumes(tmp_path, capsys):
     victim.write_text(json.dumps(rec))
     assert main(argv + ["--experiments", "representations"]) == 2
     assert "different configuration" in capsys.readouterr().err
-    # ... and --force redoes it (the old record is kept under replaced/), reproducing the same numbers.
-    assert main(argv + ["--experiments", "representations", "--seeds", "1", "--force"]) == 0
+    # ... and --force redoes it (the old record is kept under replaced/), reproducing the same numbers
+    # (both seeds again: seeds trained in one vmapped program agree with a seed alone to ~1e-7 only).
+    assert main(argv + ["--experiments", "representations", "--seeds", "0", "1", "--force"]) == 0
     capsys.readouterr()
     redone = _read(victim)
     assert redone["run_key"] != "0" * 16 and list((victim.parent / "replaced").glob("ce-seed1-*.json"))
     assert redone["test"]["error"] == rec["test"]["error"]  # same seed, same numbers (CPU determinism)
     assert redone["test"]["ece"] == pytest.approx(rec["test"]["ece"], abs=1e-6)
-    first = next(r for r in _read(out / "muller-representations.json")["runs"] if r["name"] == "ce")
-    assert first["seed"] == 1
+    assert [r["seed"] for r in _read(out / "muller-representations.json")["runs"] if r["name"] == "ce"] == [0, 1]
 
     # --record copies the work directory's results, records and figures to the reference, without
     # retraining and without an absolute path in what it writes

@@ -341,36 +341,32 @@ class Experiment:
         """Train ``jobs`` (planned order) and yield ``(job, record)`` as each finishes.
 
         The one per-seed loop of the experiment: jobs that differ only in their seed (same data set,
-        kind and name; their splits have the same sizes, so the shapes agree) are trained one after
-        the other here, each through :func:`lsbench.train.fit`. A training API vmapped over seeds
-        replaces the inner loop of this method and nothing else.
+        kind and name; their splits have the same sizes, so the shapes agree) are trained together,
+        all seeds in one vmapped program (:func:`lsbench.train.fit_seeds`, in :mod:`.seeds`); each is then evaluated
+        and recorded on its own. A job alone in its group is trained by :func:`lsbench.train.fit`.
         """
         groups: dict[tuple, list[Job]] = {}
         for job in jobs:
             groups.setdefault((job.kind, job.dataset, job.name), []).append(job)
         for group in groups.values():
-            for job in group:  # the per-seed loop
-                yield job, (self.train_classifier(job) if job.kind == "classifier" else self.train_student(job))
+            fitted = seeds.fit_group(self, group) if len(group) > 1 else [None]
+            for job, done in zip(group, fitted):
+                yield job, (self.train_classifier(job, done) if job.kind == "classifier"
+                            else self.train_student(job, done))
 
     def _logits_path(self, job: Job) -> Path:
         return self.cache_root / "muller" / "logits" / f"{job.dataset}-{job.name}-seed{job.seed}-{job.key}.npz"
 
-    def train_classifier(self, job: Job) -> dict:
+    def train_classifier(self, job: Job, done: tuple | None = None) -> dict:
+        """Train (unless :func:`.seeds.fit_group` did: ``done``), evaluate and record a classifier."""
         from lsbench import metrics
-        from lsbench.experiments.muller.models import build_model, last_layer, penultimate_and_logits
-        from lsbench.train import fit, make_loss
+        from lsbench.experiments.muller.models import last_layer, penultimate_and_logits
 
         t_all = time.perf_counter()
         ctx = self.data[job.dataset]
         split = ctx.split(job.seed)
         spec = job.spec
-        config = ctx.setup.train
-        loss = make_loss(spec.recipe, dict(spec.params), ctx.num_classes)
-        model = build_model(job.arch, ctx.x.shape[1], ctx.num_classes, job.seed)
-        t0 = time.perf_counter()
-        trained, log = fit(model, {"image": ctx.x[split.train], "label": ctx.y[split.train]}, loss, config,
-                           seed=job.seed, progress=self.progress, desc=f"{job.dataset} {job.name} seed {job.seed}")
-        t_train = time.perf_counter() - t0
+        trained, log, t_train = seeds.fit_one(self, job, done)
         t0 = time.perf_counter()
         h, z = penultimate_and_logits(trained, ctx.x)
         y = ctx.y
@@ -436,28 +432,17 @@ class Experiment:
         self.trained.append([d, teacher, seed])
         return self.logits[tjob.ident]
 
-    def train_student(self, job: Job) -> dict:
+    def train_student(self, job: Job, done: tuple | None = None) -> dict:
+        """Train (unless :func:`.seeds.fit_group` did: ``done``), evaluate and record a student."""
         from lsbench import metrics
-        from lsbench.experiments.muller.models import build_model, make_distillation_loss, penultimate_and_logits
-        from lsbench.train import fit
+        from lsbench.experiments.muller.models import penultimate_and_logits
 
         t_all = time.perf_counter()
         ctx = self.data[job.dataset]
         split = ctx.split(job.seed)
-        config = ctx.setup.train
-        data = {"image": ctx.x[split.train], "label": ctx.y[split.train]}
-        if job.teacher is None:
-            loss = make_distillation_loss(1.0, 0.0)
-            teacher_key = None
-        else:
-            data["teacher_logits"] = self.teacher_logits(job.dataset, job.teacher, job.seed)[split.train]
-            loss = make_distillation_loss(float(job.temperature), self.cfg.beta)
-            teacher_key = self.classifier_job(job.dataset, job.teacher, job.seed, "teacher").key
-        model = build_model(ctx.setup.student, ctx.x.shape[1], ctx.num_classes, job.seed)
-        t0 = time.perf_counter()
-        trained, log = fit(model, data, loss, config, seed=job.seed, progress=self.progress,
-                           desc=f"{job.dataset} {job.name} seed {job.seed}")
-        t_train = time.perf_counter() - t0
+        teacher_key = None if job.teacher is None else \
+            self.classifier_job(job.dataset, job.teacher, job.seed, "teacher").key
+        trained, log, t_train = seeds.fit_one(self, job, done)
         t0 = time.perf_counter()
         _, z = penultimate_and_logits(trained, ctx.x[np.concatenate([split.held, split.test])])
         zh, zt = z[:len(split.held)], z[len(split.held):]
