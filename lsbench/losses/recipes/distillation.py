@@ -72,10 +72,11 @@ def _shifted(s, t, m_s, m_t, u):
     return ds, dt, (dt - ds) * u, jnp.exp(ds * u), jnp.exp(dt * u)
 
 
-def _phi_series(b):
-    """φ's degree-8 Taylor polynomial (within float32's roundoff of φ for |b| ≤ 1/2)."""
+def _phi_series(b, half=1 / 2):
+    """φ's degree-8 Taylor polynomial (within float32's roundoff of φ for |b| ≤ 1/2); ``half``: its
+    leading coefficient 1/2, passed in where XLA must not share the constant (see ``_row_sums``)."""
     x = -b
-    return x * x * (1 / 2 + x * (1 / 6 + x * (1 / 24 + x * (1 / 120 + x * (1 / 720 + x * (1 / 5040 + x / 40320))))))
+    return x * x * (half + x * (1 / 6 + x * (1 / 24 + x * (1 / 120 + x * (1 / 720 + x * (1 / 5040 + x / 40320))))))
 
 
 def _row_sums(s, t, m_s, m_t, u):
@@ -94,21 +95,21 @@ def _row_sums(s, t, m_s, m_t, u):
     """
     def sums(f, inputs):
         ss, tt, ms, mt, uu, consts = inputs
-        radius, zero, one = consts[0], consts[1], consts[2]
+        radius, zero, one, half = consts[0], consts[1], consts[2], consts[3]
         ds, dt, a, w, e_t = _shifted(ss, tt, ms, mt, uu)
         far = jnp.sign(jnp.maximum(jnp.abs(a) - radius, zero))
         a_near = a * jnp.minimum(radius / jnp.abs(a), one)
         diff_near = w * jnp.expm1(a_near)
-        return jnp.sum(f(a, w, e_t, far, a_near, diff_near, one), axis=-1)
+        return jnp.sum(f(a, w, e_t, far, a_near, diff_near, one, half), axis=-1)
 
-    def diff(a, w, e_t, far, a_near, diff_near, one):
+    def diff(a, w, e_t, far, a_near, diff_near, one, half):
         return diff_near + far * (e_t - w - diff_near)
 
-    def weighted_h(a, w, e_t, far, a_near, diff_near, one):
-        h_near = a_near * diff_near - w * (_phi(-a_near) if a.dtype == jnp.float64 else _phi_series(-a_near))
+    def weighted_h(a, w, e_t, far, a_near, diff_near, one, half):
+        h_near = a_near * diff_near - w * (_phi(-a_near) if a.dtype == jnp.float64 else _phi_series(-a_near, half))
         return h_near + far * (w + (a - one) * e_t - h_near)
 
-    consts = jnp.asarray([0.05 if u.dtype == jnp.float64 else SERIES_RADIUS, 0, 1], u.dtype)
+    consts = jnp.asarray([0.05 if u.dtype == jnp.float64 else SERIES_RADIUS, 0, 1, 1 / 2], u.dtype)
     # Each barrier gives its sum its own read of s and t (so that XLA does not share, and
     # materialise, their exponentials) and its own scalars; chained, so that XLA cannot merge them.
     first = second = (s, t, m_s, m_t, u, consts)
