@@ -46,10 +46,6 @@ def _dtype(eqn, i=0):
     return np.dtype(eqn.outvars[i].aval.dtype)
 
 
-
-
-
-
 def _elementwise(f):
     return lambda ev, eqn, ins: elementwise_map(lambda *xs: f(*[number(x) for x in xs]), *ins)
 
@@ -89,7 +85,15 @@ PRIMITIVES["sqrt"] = _elementwise(sp.sqrt)
 PRIMITIVES["rsqrt"] = _elementwise(lambda a: 1 / sp.sqrt(a))
 PRIMITIVES["square"] = _elementwise(lambda a: a**2)
 PRIMITIVES["abs"] = _elementwise(sp.Abs)
-PRIMITIVES["sign"] = _elementwise(sp.sign)
+
+
+@rule("sign")
+def _sign(ev, eqn, ins):
+    """``sign``; a sign SymPy cannot decide takes the stated regime's outcome (key ``("sign", 0)``)."""
+    decide = lambda a, out: out if out.is_number else sp.Integer(ev.branch(eqn, sp.Integer(0), f"sign({a})"))  # noqa: E731
+    return elementwise_map(lambda a: decide(a, sp.sign(number(a))), ins[0])
+
+
 PRIMITIVES["pow"] = _elementwise(lambda a, b: a**b)
 PRIMITIVES["tanh"] = _elementwise(sp.tanh)
 PRIMITIVES["logistic"] = _elementwise(lambda a: 1 / (1 + sp.exp(-a)))
@@ -585,8 +589,7 @@ def _scan(ev, eqn, ins):
 
 @rule("cond")
 def _cond(ev, eqn, ins):
-    index = as_int(ins[0][()], "cond index")
-    branches = eqn.params["branches"]
+    index, branches = as_int(ins[0][()], "cond index"), eqn.params["branches"]
     return ev.closed(branches[min(max(index, 0), len(branches) - 1)], list(ins[1:]))
 
 

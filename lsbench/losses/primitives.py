@@ -334,6 +334,13 @@ def times(coefficient, x: Array) -> Array:
 # the row-statistics primitive (all classes of a row at once)
 # --------------------------------------------------------------------------
 
+def _block_size(k: int) -> int | None:
+    """Classes per block for rows longer than 32768 (the largest divisor of K in [256, 32768]), else None."""
+    if k <= 32768:
+        return None
+    return next((k // n for n in range(-(-k // 32768), k // 256 + 1) if k % n == 0), None)
+
+
 def _stats_fwd_values(z, y, weight):
     """``RowStats`` values: a max, an exp-sum, a shifted sum and a gather, each read straight from ``z``.
 
@@ -374,9 +381,7 @@ def _stats_fwd_values(z, y, weight):
         keeps XLA from folding the reshape back into a 3-D reduction, which is
         slow again for 16-bit inputs. K without such a divisor stays flat.
         """
-        c = None
-        if k > 32768:
-            c = next((k // n for n in range(-(-k // 32768), k // 256 + 1) if k % n == 0), None)
+        c = _block_size(k)
         if c is None:
             return jnp.sum(jnp.exp(z.astype(dt) - m[..., None]), axis=-1)
         n = k // c
@@ -393,8 +398,16 @@ def _stats_fwd_values(z, y, weight):
     # the exp-sum and the shifted sum; it changes no value.
     zs = jax.lax.optimization_barrier(zt)
     s = sum_scale(k)
-    scaled = zs.astype(dt) * s - (m * s)[..., None]
-    acc = jnp.sum(scaled if weight is None else scaled * weight.astype(dt), axis=-1)
+    c = _block_size(k)
+    if weight is None and c is not None:
+        # Two stages, as sum_exp: the flat row sum past 32768 classes was measured 9x slower
+        # (103 vs 12 ms at 256x128000 float32).
+        n = k // c
+        zz, mm = jax.lax.optimization_barrier((zs.reshape(-1, c), jnp.repeat(m.reshape(-1), n)))
+        acc = jnp.sum(jnp.sum(zz.astype(dt) * s - (mm * s)[:, None], axis=-1).reshape(z.shape[:-1] + (n,)), axis=-1)
+    else:
+        scaled = zs.astype(dt) * s - (m * s)[..., None]
+        acc = jnp.sum(scaled if weight is None else scaled * weight.astype(dt), axis=-1)
     total, mean = finish_sums(acc, k)
     return RowStats(m, lse, target, total, mean)
 
