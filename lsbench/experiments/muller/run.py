@@ -19,6 +19,7 @@ import numpy as np
 from lsbench import provenance as prov
 from lsbench.experiments import compare, records, workdir
 from lsbench.experiments.muller import analysis as ana
+from lsbench.experiments.muller import training
 from lsbench.experiments.muller.aggregate import (aggregate_calibration, aggregate_distillation,
                                                   aggregate_representations, caveats, figure_data, student_name)
 from lsbench.experiments.muller.config import (DATASETS, DEFAULT_DATASETS, DISTILLATION_DATASETS, SPECS,
@@ -342,14 +343,14 @@ class Experiment:
 
         The one per-seed loop of the experiment: jobs that differ only in their seed (same data set,
         kind and name; their splits have the same sizes, so the shapes agree) are trained together,
-        all seeds in one vmapped program (:func:`lsbench.train.fit_seeds`, in :mod:`.seeds`); each is then evaluated
+        all seeds in one vmapped program (:mod:`.training`: :func:`lsbench.train.fit_seeds`); each is then
         and recorded on its own. A job alone in its group is trained by :func:`lsbench.train.fit`.
         """
         groups: dict[tuple, list[Job]] = {}
         for job in jobs:
             groups.setdefault((job.kind, job.dataset, job.name), []).append(job)
         for group in groups.values():
-            fitted = seeds.fit_group(self, group) if len(group) > 1 else [None]
+            fitted = training.fit_group(self, group) if len(group) > 1 else [None]
             for job, done in zip(group, fitted):
                 yield job, (self.train_classifier(job, done) if job.kind == "classifier"
                             else self.train_student(job, done))
@@ -358,7 +359,7 @@ class Experiment:
         return self.cache_root / "muller" / "logits" / f"{job.dataset}-{job.name}-seed{job.seed}-{job.key}.npz"
 
     def train_classifier(self, job: Job, done: tuple | None = None) -> dict:
-        """Train (unless :func:`.seeds.fit_group` did: ``done``), evaluate and record a classifier."""
+        """Train (unless :func:`.training.fit_group` did: ``done``), evaluate and record a classifier."""
         from lsbench import metrics
         from lsbench.experiments.muller.models import last_layer, penultimate_and_logits
 
@@ -366,7 +367,7 @@ class Experiment:
         ctx = self.data[job.dataset]
         split = ctx.split(job.seed)
         spec = job.spec
-        trained, log, t_train = seeds.fit_one(self, job, done)
+        trained, log, t_train = training.fit_one(self, job, done)
         t0 = time.perf_counter()
         h, z = penultimate_and_logits(trained, ctx.x)
         y = ctx.y
@@ -433,7 +434,7 @@ class Experiment:
         return self.logits[tjob.ident]
 
     def train_student(self, job: Job, done: tuple | None = None) -> dict:
-        """Train (unless :func:`.seeds.fit_group` did: ``done``), evaluate and record a student."""
+        """Train (unless :func:`.training.fit_group` did: ``done``), evaluate and record a student."""
         from lsbench import metrics
         from lsbench.experiments.muller.models import penultimate_and_logits
 
@@ -442,7 +443,7 @@ class Experiment:
         split = ctx.split(job.seed)
         teacher_key = None if job.teacher is None else \
             self.classifier_job(job.dataset, job.teacher, job.seed, "teacher").key
-        trained, log, t_train = seeds.fit_one(self, job, done)
+        trained, log, t_train = training.fit_one(self, job, done)
         t0 = time.perf_counter()
         _, z = penultimate_and_logits(trained, ctx.x[np.concatenate([split.held, split.test])])
         zh, zt = z[:len(split.held)], z[len(split.held):]
