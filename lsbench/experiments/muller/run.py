@@ -343,8 +343,8 @@ class Experiment:
 
         The one per-seed loop of the experiment: jobs that differ only in their seed (same data set,
         kind and name; their splits have the same sizes, so the shapes agree) are trained together,
-        all seeds in one vmapped program (:mod:`.training`: :func:`lsbench.train.fit_seeds`); each is then
-        and recorded on its own. A job alone in its group is trained by :func:`lsbench.train.fit`.
+        all seeds in one vmapped program (:mod:`.training`: :func:`lsbench.train.fit_seeds`); each is
+        then evaluated and recorded on its own. A job alone in its group is trained by :func:`lsbench.train.fit`.
         """
         groups: dict[tuple, list[Job]] = {}
         for job in jobs:
