@@ -104,9 +104,12 @@ def test_the_default_experiment_does_not_depend_on_the_hardware(monkeypatch):
     assert vars(on_cpu) == vars(on_gpu) and on_cpu.profile == "frozen"
     cfg = config.from_args(on_gpu, flags.validate(on_gpu))
     assert cfg == config.get_config() and len(cfg.seeds) >= 10 and cfg.splits == ("official", "fastai")
+    # pets-frozen.json is Lite2 at its native 260 px; Lite0 gets its own file
+    assert cfg.backbone == "lite2" and cfg.data.image_size == 260
     assert flags.default_out("frozen").name == "pets-frozen.json"
-    assert flags.default_out("frozen", backbone="lite2" if cfg.backbone == "lite0" else "lite0").name.startswith(
-        "pets-frozen-lite")
+    assert flags.default_out("frozen", backbone="lite2").name == "pets-frozen.json"
+    assert flags.default_out("frozen", backbone="lite0").name == "pets-frozen-lite0.json"
+    assert flags.default_out("fastai", 3, "lite0").name == "pets-fastai-lite0-limit3.json"
 
 
 def test_random_split_is_fastai_like_and_seeded():
@@ -410,33 +413,70 @@ def test_unwritable_workdir_and_disk_full_are_clear_errors(tmp_path, cache_dir, 
 # --------------------------------------------------------------------------- fastai profile smoke test
 
 
-@pytest.mark.slow  # compiling a Lite0 training step (BatchNorm trainable) takes a while on 2 CPU cores
-def test_fastai_profile_smoke(tmp_path, cache_dir, tiny_data):
-    """The faithful recipe on the Lite backbone at tiny scale: body frozen except BatchNorm, augmentation."""
+def test_fastai_profile_smoke(tmp_path, cache_dir, tiny_data, monkeypatch):
+    """The faithful recipe on the Lite backbone at tiny scale (1 seed, 37 images of 32 px, 2 steps; about
+    25 s on 2 quiet cores, compiling the training step is most of it): the real code path, with the
+    body's BatchNorm and the head trained (fastai_trainable), the convolutions frozen, the images
+    augmented every step and the one-cycle schedule run to its end."""
+    import jax
+    from flax import nnx
+
+    import lsbench.train
+    from lsbench.models.efficientnet_lite import load_efficientnet_lite
+
+    trained, augmented = [], []
+    real_fit_seeds, real_augment = lsbench.train.fit_seeds, pets_run.augment_batch
+
+    def spy_fit_seeds(*a, **k):
+        out = real_fit_seeds(*a, **k)
+        trained.extend(model for model, _ in out)
+        return out
+
+    def spy_augment(images, *a, **k):
+        augmented.append(images.shape)
+        return real_augment(images, *a, **k)
+
+    monkeypatch.setattr(lsbench.train, "fit_seeds", spy_fit_seeds)
+    monkeypatch.setattr(pets_run, "augment_batch", spy_augment)
     out = tmp_path / "pets-fastai.json"
-    argv = ["reproduce", "pets", "--profile", "fastai", "--data-dir", str(tiny_data), "--per-class-limit", "1",
-            "--image-size", "32", "--seeds", "0", "--epochs", "1", "--recipes", "uniform", "--splits", "official",
-            "--batch-size", "16", "--out", str(out), "--workdir", str(tmp_path / "work"),
+    argv = ["reproduce", "pets", "--profile", "fastai", "--backbone", "lite0", "--data-dir", str(tiny_data),
+            "--per-class-limit", "1", "--image-size", "32", "--seeds", "0", "--epochs", "1", "--recipes", "uniform",
+            "--splits", "official", "--batch-size", "16", "--out", str(out), "--workdir", str(tmp_path / "work"),
             "--cache-dir", str(cache_dir), "--no-progress"]
     assert main(argv) == 0
     res = json.loads((tmp_path / "work" / out.name).read_text())
     assert res["profile"] == "fastai" and res["config"]["backbone"]["name"] == "efficientnet-lite0"
-    assert res["config"]["backbone"]["frozen"] is True and res["config"]["backbone"]["augmentation"]
+    assert res["config"]["backbone"]["frozen"] is True and res["config"]["backbone"]["augmentation"]["flip"] == 0.5
     assert "BN affine trained" in res["config"]["backbone"]["bn_mode"]
     run = res["runs"][0]
     assert run["test"]["n"] == 37 and math.isfinite(run["test"]["nll"]) and run["train_log"][0]["steps"] == 2
+    assert run["train_log"][0]["lr"] < res["config"]["train"]["lr"] / 100  # one cycle: annealed at the end
     assert res["provenance"]["files"]["weights"]["sha256"] == res["config"]["backbone"]["weights_sha256"]
+    # every training batch went through the augmentation (2 steps of 16 at 32 px)
+    assert augmented == [(16, 32, 32, 3)] * 2
+    # the body's BatchNorm affine moved from the ImageNet weights, its convolutions did not
+    (model,) = trained
+    pretrained = nnx.state(load_efficientnet_lite("lite0"), nnx.Param)
+    after = nnx.state(model.body, nnx.Param)
+    flat_before, flat_after = dict(nnx.to_flat_state(pretrained)), dict(nnx.to_flat_state(after))
+    changed = {p for p in flat_before if not np.array_equal(np.asarray(flat_before[p].value),
+                                                          np.asarray(flat_after[p].value))}
+    assert changed and all("bn" in p for p in changed), sorted(changed)[:5]
+    assert not any("kernel" in p for p in changed)
+    assert jax.tree_util.tree_leaves(nnx.state(model.head, nnx.Param))
 
 
 def test_fastai_profile_trains_the_head_and_the_body_batchnorm_only():
     from flax import nnx
 
-    from lsbench.experiments.pets.model import head_or_body_batchnorm, pets_net
+    from lsbench.experiments.pets.model import pets_net
     from lsbench.models import FastaiHead
-    from lsbench.models.efficientnet_lite import EfficientNetLite0, preprocess
+    from lsbench.models.efficientnet_lite import EfficientNetLite, preprocess
+    from lsbench.models.finetune import fastai_trainable
 
-    net = pets_net(EfficientNetLite0(rngs=nnx.Rngs(0)), FastaiHead(2560, 37, rngs=nnx.Rngs(1)), "maxavg", preprocess)
-    _, trainable, frozen = nnx.split(net, nnx.All(nnx.Param, head_or_body_batchnorm), ...)
+    net = pets_net(EfficientNetLite("lite0", rngs=nnx.Rngs(0)), FastaiHead(2560, 37, rngs=nnx.Rngs(1)), "maxavg",
+                   preprocess)
+    _, trainable, frozen = nnx.split(net, fastai_trainable(net), ...)
     paths = [tuple(str(k) for k in p) for p, _ in nnx.to_flat_state(trainable)]
     frozen_paths = [tuple(str(k) for k in p) for p, _ in nnx.to_flat_state(frozen)]
     assert paths and all(p[0] == "head" or "bn" in p for p in paths)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lsbench import provenance as prov
 from lsbench.experiments import workdir
-from lsbench.experiments.pets.config import BACKBONES, PROFILES, RUN_SPECS, SPLITS, get_config
+from lsbench.experiments.pets.config import BACKBONE_RESOLUTION, BACKBONES, PROFILES, RUN_SPECS, SPLITS, get_config
 
 __all__ = ["UsageError", "add_arguments", "validate", "default_out", "default_workdir"]
 
@@ -77,8 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="allow downloading the official archives if no local copy is found")
     g.add_argument("--per-class-limit", type=int, default=None, metavar="N",
                    help="use only the first N images of each class in each split (quick runs)")
-    g.add_argument("--image-size", type=int, default=cfg.data.image_size,
-                   help=f"image side in pixels (default {cfg.data.image_size})")
+    g.add_argument("--image-size", type=int, default=None,
+                   help="image side in pixels (default: the backbone's native resolution, "
+                        + ", ".join(f"{b} {r}" for b, r in BACKBONE_RESOLUTION.items()) + ")")
     g.add_argument("--cache-dir", default=None,
                    help="decoded images and cached features (default $LSBENCH_CACHE_DIR or ~/.cache/lsbench)")
     g = parser.add_argument_group("output")
@@ -120,7 +121,7 @@ def validate(args) -> str:
         problems.append(f"--epsilon must be in [0, 1], got {args.epsilon}")
     if args.per_class_limit is not None and args.per_class_limit < 1:
         problems.append(f"--per-class-limit must be >= 1, got {args.per_class_limit}")
-    if args.image_size < 32:
+    if args.image_size is not None and args.image_size < 32:
         problems.append(f"--image-size must be >= 32, got {args.image_size}")
     if not args.splits:
         problems.append(f"--splits needs at least one of {list(SPLITS)}")
