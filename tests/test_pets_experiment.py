@@ -60,6 +60,25 @@ def _record(name, seed, error, params=None):
             "test": test}
 
 
+def test_mirror_batch_flips_half_the_rows_per_seed_and_keeps_the_batch():
+    from lsbench.experiments.pets.protocol import mirror_batch
+
+    feats = np.arange(200, dtype=np.float32).reshape(100, 2)
+    mirrored = -feats
+    rows = np.arange(0, 100, 2)
+    a = mirror_batch(rows, np.random.default_rng(3), feats, mirrored, 0.5)
+    assert a.shape == (50, 2) and np.array_equal(a, mirror_batch(rows, np.random.default_rng(3), feats, mirrored, 0.5))
+    flipped = a[:, 1] < 0
+    assert np.array_equal(a[flipped], mirrored[rows][flipped]) and np.array_equal(a[~flipped], feats[rows][~flipped])
+    assert 15 <= flipped.sum() <= 35  # binomial(50, 0.5): far outside only by a bug
+    assert not np.array_equal(a, mirror_batch(rows, np.random.default_rng(4), feats, mirrored, 0.5))
+    assert np.array_equal(mirror_batch(rows, np.random.default_rng(3), feats, None, 0.0), feats[rows])
+    with pytest.raises(ValueError, match="mirrored"):
+        mirror_batch(rows, np.random.default_rng(3), feats, None, 0.5)
+    with pytest.raises(ValueError, match="p_flip"):
+        mirror_batch(rows, np.random.default_rng(3), feats, mirrored, 1.5)
+
+
 def test_aggregate_and_table():
     runs = [_record("ce", s, e, {"epsilon": 0.0}) for s, e in enumerate([0.07, 0.08, 0.06])]
     runs += [_record("uniform", s, e) for s, e in enumerate([0.075, 0.085, 0.065])]
@@ -153,7 +172,7 @@ def test_example_outputs_give_back_the_metrics():
 
 
 @pytest.mark.parametrize("argv", [["--recipes", "nope"], ["--epsilon", "1.5"], ["--seeds", "-1"],
-                                  ["--epochs", "0"], ["--per-class-limit", "0"]])
+                                  ["--epochs", "0"], ["--per-class-limit", "0"], ["--p-flip", "2"], ["--image-size", "8"]])
 def test_bad_arguments_exit_2_and_write_nothing(tmp_path, capsys, argv):
     out = tmp_path / "r.json"
     rc = main(["reproduce", "pets", "--data-dir", str(DATA), "--out", str(out), *argv])
@@ -253,6 +272,14 @@ def test_end_to_end_interrupt_resume_force_and_mismatch(tmp_path, cache_dir, tin
     assert p["files"]["annotations/trainval.txt"]["sha256"] and p["files"]["weights"]["sha256"]
     assert res["config"]["train"]["epochs"] == 1 and res["config"]["data"]["per_class_limit"] == 1
     assert res["config"]["backbone"]["weights_sha256"] == p["files"]["weights"]["sha256"]
+    # flip augmentation: the mirrored images' features are cached beside the originals and keyed
+    assert res["config"]["backbone"]["name"] == "efficientnet-lite2" and res["config"]["data"]["image_size"] == 32
+    assert res["config"]["backbone"]["augmentation"]["flip"] == 0.5
+    keys = res["config"]["data"]["trainval"]["features_keys"]
+    assert set(keys) == {"features", "mirrored"} and keys["features"] != keys["mirrored"]
+    for split in ("trainval", "test"):
+        assert len(list((cache_dir / "features").glob(f"pets-lite2-mirrored-{split}-*.npz"))) == 1
+    assert set(p["inputs_sha256"]) == {"features/trainval", "features/test", "mirrored/trainval", "mirrored/test"}
 
     # 3. --force: both redone with identical metrics (CPU determinism); nothing to archive
     before = {n: _metrics(runs / f"{n}-official-seed0.json") for n in ("ce", "uniform")}
@@ -266,8 +293,9 @@ def test_end_to_end_interrupt_resume_force_and_mismatch(tmp_path, cache_dir, tin
     snapshot = {f.name: f.read_bytes() for f in runs.iterdir()}
     results_before = out.read_bytes()
     capsys.readouterr()
-    assert main(argv("--epsilon", "0.2")) == 2
-    assert "different configuration" in capsys.readouterr().err
+    for changed in (("--epsilon", "0.2"), ("--p-flip", "0")):
+        assert main(argv(*changed)) == 2, changed
+        assert "different configuration" in capsys.readouterr().err
     assert {f.name: f.read_bytes() for f in runs.iterdir()} == snapshot and out.read_bytes() == results_before
 
     # 5. a record made by other code is retrained, not reused (the old one is kept under replaced/)
@@ -450,7 +478,14 @@ def test_fastai_profile_smoke(tmp_path, cache_dir, tiny_data, monkeypatch):
     assert "BN affine trained" in res["config"]["backbone"]["bn_mode"]
     run = res["runs"][0]
     assert run["test"]["n"] == 37 and math.isfinite(run["test"]["nll"]) and run["train_log"][0]["steps"] == 2
-    assert run["train_log"][0]["lr"] < res["config"]["train"]["lr"] / 100  # one cycle: annealed at the end
+    # one cycle: the last step's learning rate is the schedule's, below the peak
+    from lsbench.experiments.pets.config import get_config
+    from lsbench.experiments.settings import replace
+    from lsbench.train import one_cycle_schedules
+
+    train_cfg = replace(replace(get_config("fastai").train, "epochs", 1), "batch_size", 16)
+    lr_schedule, _ = one_cycle_schedules(train_cfg, 2)
+    assert run["train_log"][0]["lr"] == pytest.approx(float(lr_schedule(1))) and run["train_log"][0]["lr"] < train_cfg.lr
     assert res["provenance"]["files"]["weights"]["sha256"] == res["config"]["backbone"]["weights_sha256"]
     # every training batch went through the augmentation (2 steps of 16 at 32 px)
     assert augmented == [(16, 32, 32, 3)] * 2
@@ -459,8 +494,8 @@ def test_fastai_profile_smoke(tmp_path, cache_dir, tiny_data, monkeypatch):
     pretrained = nnx.state(load_efficientnet_lite("lite0"), nnx.Param)
     after = nnx.state(model.body, nnx.Param)
     flat_before, flat_after = dict(nnx.to_flat_state(pretrained)), dict(nnx.to_flat_state(after))
-    changed = {p for p in flat_before if not np.array_equal(np.asarray(flat_before[p].value),
-                                                          np.asarray(flat_after[p].value))}
+    changed = {p for p in flat_before if not np.array_equal(np.asarray(flat_before[p][...]),
+                                                          np.asarray(flat_after[p][...]))}
     assert changed and all("bn" in p for p in changed), sorted(changed)[:5]
     assert not any("kernel" in p for p in changed)
     assert jax.tree_util.tree_leaves(nnx.state(model.head, nnx.Param))

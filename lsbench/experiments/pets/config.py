@@ -201,7 +201,7 @@ FLAGS: Mapping[str, str] = {
     "recipes": "recipes", "seeds": "seeds", "splits": "splits", "backbone": "backbone", "epsilon": "epsilon",
     "epochs": "train.epochs", "batch_size": "train.batch_size", "lr": "train.lr",
     "weight_decay": "train.weight_decay",
-    "image_size": "data.image_size", "per_class_limit": "data.per_class_limit",
+    "image_size": "data.image_size", "per_class_limit": "data.per_class_limit", "p_flip": "augment.p_flip",
 }
 
 

@@ -80,6 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--image-size", type=int, default=None,
                    help="image side in pixels (default: the backbone's native resolution, "
                         + ", ".join(f"{b} {r}" for b, r in BACKBONE_RESOLUTION.items()) + ")")
+    g.add_argument("--p-flip", type=float, default=cfg.augment.p_flip, metavar="P",
+                   help="probability of a horizontal flip per training example and epoch (frozen profile: the "
+                        f"mirrored image's cached features; default {cfg.augment.p_flip:g}, fastai's; 0: no flips)")
     g.add_argument("--cache-dir", default=None,
                    help="decoded images and cached features (default $LSBENCH_CACHE_DIR or ~/.cache/lsbench)")
     g = parser.add_argument_group("output")
@@ -121,6 +124,8 @@ def validate(args) -> str:
         problems.append(f"--epsilon must be in [0, 1], got {args.epsilon}")
     if args.per_class_limit is not None and args.per_class_limit < 1:
         problems.append(f"--per-class-limit must be >= 1, got {args.per_class_limit}")
+    if not (math.isfinite(args.p_flip) and 0 <= args.p_flip <= 1):
+        problems.append(f"--p-flip must be in [0, 1], got {args.p_flip}")
     if args.image_size is not None and args.image_size < 32:
         problems.append(f"--image-size must be >= 32, got {args.image_size}")
     if not args.splits:
