@@ -87,12 +87,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="decoded images and cached features (default $LSBENCH_CACHE_DIR or ~/.cache/lsbench)")
     g = parser.add_argument_group("output")
     g.add_argument("--workdir", default=None, metavar="DIR",
-                   help="where fresh runs are trained and recorded (default ./lsbench-runs/pets-<profile>/, "
+                   help="where fresh runs are trained and recorded (default ./lsbench-runs/<stem of --out>/, "
                         "resumable); holds runs/, the results file, comparison.json and comparison.txt")
     g.add_argument("--out", default=None, metavar="PATH",
                    help="the reference results file: compared with after the runs, written only with "
-                        "--record (default paper/results/pets-<profile>.json, or pets-<profile>-limit<N>.json "
-                        "with --per-class-limit N; its run records in <dir>/runs/<stem>/)")
+                        "--record (default paper/results/pets-<profile>.json for lite2, pets-<profile>-lite0.json for "
+                        "lite0, ...-limit<N>.json with --per-class-limit N; its run records in <dir>/runs/<stem>/)")
     g.add_argument("--record", action="store_true",
                    help="after the runs, write them as the reference (--out and its runs/); refuses a tree "
                         "with uncommitted changes")
