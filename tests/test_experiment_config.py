@@ -52,7 +52,22 @@ def test_pets_run_key_covers_every_setting():
         assert prov.digest(pconfig.run_settings(replace(cfg, path, value))) != base, path
     assert prov.digest(pconfig.run_settings(replace(cfg, "seeds", (7,)))) == base
     assert prov.digest(pconfig.run_settings(replace(cfg, "splits", ("fastai",)))) == base
-    assert prov.digest(pconfig.run_settings(replace(cfg, "backbone", "lite2"))) != base
+    assert prov.digest(pconfig.run_settings(replace(cfg, "backbone", "lite0"))) != base
+
+
+def test_pets_default_backbone_is_lite2_at_each_backbones_native_resolution():
+    from lsbench.models.efficientnet_lite import NATIVE_RESOLUTION
+
+    assert pconfig.get_config().backbone == "lite2"
+    assert {b: NATIVE_RESOLUTION[b] for b in pconfig.BACKBONES} == dict(pconfig.BACKBONE_RESOLUTION)
+    for argv, want in [((), ("lite2", 260)), (("--backbone", "lite0"), ("lite0", 224)),
+                       (("--backbone", "lite0", "--image-size", "64"), ("lite0", 64))]:
+        cfg = pconfig.from_args(_parse(prun.add_arguments, argv), "fastai")
+        assert (cfg.backbone, cfg.data.image_size) == want, argv
+    # the run key follows the resolution: lite0 at 224 px is another configuration than lite2 at 260 px
+    assert pconfig.run_settings(pconfig.get_config(backbone="lite0"))["data"]["image_size"] == 224
+    with pytest.raises(ValueError, match="backbone"):
+        pconfig.get_config(backbone="resnet34")
 
 
 @pytest.mark.parametrize("quick", [False, True])

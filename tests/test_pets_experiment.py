@@ -60,6 +60,25 @@ def _record(name, seed, error, params=None):
             "test": test}
 
 
+def test_mirror_batch_flips_half_the_rows_per_seed_and_keeps_the_batch():
+    from lsbench.experiments.pets.protocol import mirror_batch
+
+    feats = np.arange(200, dtype=np.float32).reshape(100, 2)
+    mirrored = -feats
+    rows = np.arange(0, 100, 2)
+    a = mirror_batch(rows, np.random.default_rng(3), feats, mirrored, 0.5)
+    assert a.shape == (50, 2) and np.array_equal(a, mirror_batch(rows, np.random.default_rng(3), feats, mirrored, 0.5))
+    flipped = a[:, 1] < 0
+    assert np.array_equal(a[flipped], mirrored[rows][flipped]) and np.array_equal(a[~flipped], feats[rows][~flipped])
+    assert 15 <= flipped.sum() <= 35  # binomial(50, 0.5): far outside only by a bug
+    assert not np.array_equal(a, mirror_batch(rows, np.random.default_rng(4), feats, mirrored, 0.5))
+    assert np.array_equal(mirror_batch(rows, np.random.default_rng(3), feats, None, 0.0), feats[rows])
+    with pytest.raises(ValueError, match="mirrored"):
+        mirror_batch(rows, np.random.default_rng(3), feats, None, 0.5)
+    with pytest.raises(ValueError, match="p_flip"):
+        mirror_batch(rows, np.random.default_rng(3), feats, mirrored, 1.5)
+
+
 def test_aggregate_and_table():
     runs = [_record("ce", s, e, {"epsilon": 0.0}) for s, e in enumerate([0.07, 0.08, 0.06])]
     runs += [_record("uniform", s, e) for s, e in enumerate([0.075, 0.085, 0.065])]
@@ -104,9 +123,12 @@ def test_the_default_experiment_does_not_depend_on_the_hardware(monkeypatch):
     assert vars(on_cpu) == vars(on_gpu) and on_cpu.profile == "frozen"
     cfg = config.from_args(on_gpu, flags.validate(on_gpu))
     assert cfg == config.get_config() and len(cfg.seeds) >= 10 and cfg.splits == ("official", "fastai")
+    # pets-frozen.json is Lite2 at its native 260 px; Lite0 gets its own file
+    assert cfg.backbone == "lite2" and cfg.data.image_size == 260
     assert flags.default_out("frozen").name == "pets-frozen.json"
-    assert flags.default_out("frozen", backbone="lite2" if cfg.backbone == "lite0" else "lite0").name.startswith(
-        "pets-frozen-lite")
+    assert flags.default_out("frozen", backbone="lite2").name == "pets-frozen.json"
+    assert flags.default_out("frozen", backbone="lite0").name == "pets-frozen-lite0.json"
+    assert flags.default_out("fastai", 3, "lite0").name == "pets-fastai-lite0-limit3.json"
 
 
 def test_random_split_is_fastai_like_and_seeded():
@@ -150,7 +172,7 @@ def test_example_outputs_give_back_the_metrics():
 
 
 @pytest.mark.parametrize("argv", [["--recipes", "nope"], ["--epsilon", "1.5"], ["--seeds", "-1"],
-                                  ["--epochs", "0"], ["--per-class-limit", "0"]])
+                                  ["--epochs", "0"], ["--per-class-limit", "0"], ["--p-flip", "2"], ["--image-size", "8"]])
 def test_bad_arguments_exit_2_and_write_nothing(tmp_path, capsys, argv):
     out = tmp_path / "r.json"
     rc = main(["reproduce", "pets", "--data-dir", str(DATA), "--out", str(out), *argv])
@@ -250,6 +272,14 @@ def test_end_to_end_interrupt_resume_force_and_mismatch(tmp_path, cache_dir, tin
     assert p["files"]["annotations/trainval.txt"]["sha256"] and p["files"]["weights"]["sha256"]
     assert res["config"]["train"]["epochs"] == 1 and res["config"]["data"]["per_class_limit"] == 1
     assert res["config"]["backbone"]["weights_sha256"] == p["files"]["weights"]["sha256"]
+    # flip augmentation: the mirrored images' features are cached beside the originals and keyed
+    assert res["config"]["backbone"]["name"] == "efficientnet-lite2" and res["config"]["data"]["image_size"] == 32
+    assert res["config"]["backbone"]["augmentation"]["flip"] == 0.5
+    keys = res["config"]["data"]["trainval"]["features_keys"]
+    assert set(keys) == {"features", "mirrored"} and keys["features"] != keys["mirrored"]
+    for split in ("trainval", "test"):
+        assert len(list((cache_dir / "features").glob(f"pets-lite2-mirrored-{split}-*.npz"))) == 1
+    assert set(p["inputs_sha256"]) == {"features/trainval", "features/test", "mirrored/trainval", "mirrored/test"}
 
     # 3. --force: both redone with identical metrics (CPU determinism); nothing to archive
     before = {n: _metrics(runs / f"{n}-official-seed0.json") for n in ("ce", "uniform")}
@@ -263,8 +293,9 @@ def test_end_to_end_interrupt_resume_force_and_mismatch(tmp_path, cache_dir, tin
     snapshot = {f.name: f.read_bytes() for f in runs.iterdir()}
     results_before = out.read_bytes()
     capsys.readouterr()
-    assert main(argv("--epsilon", "0.2")) == 2
-    assert "different configuration" in capsys.readouterr().err
+    for changed in (("--epsilon", "0.2"), ("--p-flip", "0")):
+        assert main(argv(*changed)) == 2, changed
+        assert "different configuration" in capsys.readouterr().err
     assert {f.name: f.read_bytes() for f in runs.iterdir()} == snapshot and out.read_bytes() == results_before
 
     # 5. a record made by other code is retrained, not reused (the old one is kept under replaced/)
@@ -410,33 +441,77 @@ def test_unwritable_workdir_and_disk_full_are_clear_errors(tmp_path, cache_dir, 
 # --------------------------------------------------------------------------- fastai profile smoke test
 
 
-@pytest.mark.slow  # compiling a Lite0 training step (BatchNorm trainable) takes a while on 2 CPU cores
-def test_fastai_profile_smoke(tmp_path, cache_dir, tiny_data):
-    """The faithful recipe on the Lite backbone at tiny scale: body frozen except BatchNorm, augmentation."""
+def test_fastai_profile_smoke(tmp_path, cache_dir, tiny_data, monkeypatch):
+    """The faithful recipe on the Lite backbone at tiny scale (1 seed, 37 images of 32 px, 2 steps; about
+    25 s on 2 quiet cores, compiling the training step is most of it): the real code path, with the
+    body's BatchNorm and the head trained (fastai_trainable), the convolutions frozen, the images
+    augmented every step and the one-cycle schedule run to its end."""
+    import jax
+    from flax import nnx
+
+    import lsbench.train
+    from lsbench.models.efficientnet_lite import load_efficientnet_lite
+
+    trained, augmented = [], []
+    real_fit_seeds, real_augment = lsbench.train.fit_seeds, pets_run.augment_batch
+
+    def spy_fit_seeds(*a, **k):
+        out = real_fit_seeds(*a, **k)
+        trained.extend(model for model, _ in out)
+        return out
+
+    def spy_augment(images, *a, **k):
+        augmented.append(images.shape)
+        return real_augment(images, *a, **k)
+
+    monkeypatch.setattr(lsbench.train, "fit_seeds", spy_fit_seeds)
+    monkeypatch.setattr(pets_run, "augment_batch", spy_augment)
     out = tmp_path / "pets-fastai.json"
-    argv = ["reproduce", "pets", "--profile", "fastai", "--data-dir", str(tiny_data), "--per-class-limit", "1",
-            "--image-size", "32", "--seeds", "0", "--epochs", "1", "--recipes", "uniform", "--splits", "official",
-            "--batch-size", "16", "--out", str(out), "--workdir", str(tmp_path / "work"),
+    argv = ["reproduce", "pets", "--profile", "fastai", "--backbone", "lite0", "--data-dir", str(tiny_data),
+            "--per-class-limit", "1", "--image-size", "32", "--seeds", "0", "--epochs", "1", "--recipes", "uniform",
+            "--splits", "official", "--batch-size", "16", "--out", str(out), "--workdir", str(tmp_path / "work"),
             "--cache-dir", str(cache_dir), "--no-progress"]
     assert main(argv) == 0
     res = json.loads((tmp_path / "work" / out.name).read_text())
     assert res["profile"] == "fastai" and res["config"]["backbone"]["name"] == "efficientnet-lite0"
-    assert res["config"]["backbone"]["frozen"] is True and res["config"]["backbone"]["augmentation"]
+    assert res["config"]["backbone"]["frozen"] is True and res["config"]["backbone"]["augmentation"]["flip"] == 0.5
     assert "BN affine trained" in res["config"]["backbone"]["bn_mode"]
     run = res["runs"][0]
     assert run["test"]["n"] == 37 and math.isfinite(run["test"]["nll"]) and run["train_log"][0]["steps"] == 2
+    # one cycle: the last step's learning rate is the schedule's, below the peak
+    from lsbench.experiments.pets.config import get_config
+    from lsbench.experiments.settings import replace
+    from lsbench.train import one_cycle_schedules
+
+    train_cfg = replace(replace(get_config("fastai").train, "epochs", 1), "batch_size", 16)
+    lr_schedule, _ = one_cycle_schedules(train_cfg, 2)
+    assert run["train_log"][0]["lr"] == pytest.approx(float(lr_schedule(1))) and run["train_log"][0]["lr"] < train_cfg.lr
     assert res["provenance"]["files"]["weights"]["sha256"] == res["config"]["backbone"]["weights_sha256"]
+    # every training batch went through the augmentation (2 steps of 16 at 32 px)
+    assert augmented == [(16, 32, 32, 3)] * 2
+    # the body's BatchNorm affine moved from the ImageNet weights, its convolutions did not
+    (model,) = trained
+    pretrained = nnx.state(load_efficientnet_lite("lite0"), nnx.Param)
+    after = nnx.state(model.body, nnx.Param)
+    flat_before, flat_after = dict(nnx.to_flat_state(pretrained)), dict(nnx.to_flat_state(after))
+    changed = {p for p in flat_before if not np.array_equal(np.asarray(flat_before[p][...]),
+                                                          np.asarray(flat_after[p][...]))}
+    assert changed and all("bn" in p for p in changed), sorted(changed)[:5]
+    assert not any("kernel" in p for p in changed)
+    assert jax.tree_util.tree_leaves(nnx.state(model.head, nnx.Param))
 
 
 def test_fastai_profile_trains_the_head_and_the_body_batchnorm_only():
     from flax import nnx
 
-    from lsbench.experiments.pets.model import head_or_body_batchnorm, pets_net
+    from lsbench.experiments.pets.model import pets_net
     from lsbench.models import FastaiHead
-    from lsbench.models.efficientnet_lite import EfficientNetLite0, preprocess
+    from lsbench.models.efficientnet_lite import EfficientNetLite, preprocess
+    from lsbench.models.finetune import fastai_trainable
 
-    net = pets_net(EfficientNetLite0(rngs=nnx.Rngs(0)), FastaiHead(2560, 37, rngs=nnx.Rngs(1)), "maxavg", preprocess)
-    _, trainable, frozen = nnx.split(net, nnx.All(nnx.Param, head_or_body_batchnorm), ...)
+    net = pets_net(EfficientNetLite("lite0", rngs=nnx.Rngs(0)), FastaiHead(2560, 37, rngs=nnx.Rngs(1)), "maxavg",
+                   preprocess)
+    _, trainable, frozen = nnx.split(net, fastai_trainable(net), ...)
     paths = [tuple(str(k) for k in p) for p, _ in nnx.to_flat_state(trainable)]
     frozen_paths = [tuple(str(k) for k in p) for p, _ in nnx.to_flat_state(frozen)]
     assert paths and all(p[0] == "head" or "bn" in p for p in paths)

@@ -69,6 +69,14 @@ def _summary(rf: ResultFile, s: Any, where: str) -> Mapping | None:
 
 
 def backbone_text(config: Mapping, profile: str) -> str:
+    """The backbone as the table caption names it.
+
+    >>> b = {"name": "efficientnet-lite2", "frozen": True, "pooling": "maxavg", "augmentation": {"flip": 0.5}}
+    >>> backbone_text({"backbone": b}, "frozen")
+    'efficientnet-lite2 (frozen, ImageNet weights, pooling maxavg, flip p = 0.5 via cached mirror features)'
+    >>> backbone_text({"backbone": {**b, "augmentation": None}}, "frozen")
+    'efficientnet-lite2 (frozen, ImageNet weights, pooling maxavg)'
+    """
     b = config.get("backbone") if isinstance(config, Mapping) else None
     if not isinstance(b, Mapping):
         return "backbone not recorded"
@@ -78,6 +86,9 @@ def backbone_text(config: Mapping, profile: str) -> str:
         bits.append("frozen, ImageNet weights" + (", BatchNorm trained" if profile == "fastai" else ""))
     if b.get("pooling"):
         bits.append(f"pooling {b['pooling']}")
+    aug = b.get("augmentation")
+    if profile == "frozen" and isinstance(aug, Mapping) and aug.get("flip"):
+        bits.append(f"flip p = {aug['flip']:g} via cached mirror features")
     return name + (f" ({', '.join(bits)})" if bits else "")
 
 

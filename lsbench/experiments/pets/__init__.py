@@ -12,10 +12,14 @@ in the results file.)
 **Profiles** (``--profile``; the default, ``frozen``, is the same on every machine -- an
 accelerator only makes it faster):
 
-* ``frozen`` -- an EfficientNet-Lite body (``--backbone``, :func:`~.model.load_backbone`) with
-  its real ImageNet weights, frozen *and in eval mode*; its final feature map is pooled once
-  (fastai's concat pooling ``[max, avg]``) and cached on disk; the fastai head
-  (:class:`lsbench.models.FastaiHead`, v1 linear biases) is trained on the cached features. No
+* ``frozen`` -- an EfficientNet-Lite body (``--backbone``: ``lite2``, the default, at its native
+  260 px, the 224 px images upscaled; ``lite0`` at 224 px) with its real ImageNet weights, frozen
+  *and in eval mode*; its final feature map is pooled once (fastai's concat pooling ``[max, avg]``)
+  for every image and for its mirror image, and cached on disk
+  (:func:`lsbench.data.features.cached_features_with_mirrors`); the fastai head
+  (:class:`lsbench.models.FastaiHead`, v1 linear biases) is trained on the cached features, each
+  example of each epoch taking its mirror image's features with p = 0.5 (``--p-flip``, fastai's
+  flip; :func:`~.protocol.mirror_batch`), and reported on the unflipped images. No other
   augmentation, and the body's BatchNorm statistics stay the ImageNet ones (a cached body cannot
   train them).
 * ``fastai`` -- the fastai recipe on the same backbone: body frozen except its BatchNorm layers
@@ -51,7 +55,8 @@ images, the probability that the recipe is better, and a verdict (better / worse
 inconclusive) by a rule fixed in code.
 
 **Recording.** A plain run trains into a work directory, ``--workdir`` (default
-``./lsbench-runs/pets-<profile>/``, ``pets-<profile>-limit<N>`` with ``--per-class-limit N``):
+``./lsbench-runs/pets-<profile>/`` for Lite2, ``pets-<profile>-lite0`` with ``--backbone lite0``,
+``...-limit<N>`` with ``--per-class-limit N``):
 each finished (recipe, split, seed) run is written atomically (temp file + rename) to
 ``<workdir>/runs/<recipe>-<split>-seed<k>.json`` (outputs ``.npz`` beside it) and the work directory's results file
 ``<workdir>/pets-<profile>.json`` is rewritten after every (recipe, split) group. A rerun skips runs whose
@@ -63,7 +68,7 @@ configuration stops the command before anything is trained (``--force`` or anoth
 ``<workdir>/.lock`` keeps a second invocation out (``--wait`` waits for it).
 
 After the runs, the work directory is compared run by run with the committed reference ``--out``
-(default ``paper/results/pets-<profile>.json``) by :mod:`lsbench.experiments.compare`: each run
+(default ``paper/results/pets-<profile>.json``, ``pets-<profile>-lite0.json`` for Lite0) by :mod:`lsbench.experiments.compare`: each run
 bit-identical, within tolerance (the reference's 95 % CI half-width over seeds, per metric) or
 different, the largest difference per metric, the provenance fields that differ and a one-line
 verdict, printed and saved as ``<workdir>/comparison.json`` and ``comparison.txt``; ``--check``
@@ -75,8 +80,8 @@ Metrics are fractions (error 0.075 = 7.5 %), NLL in nats; see :mod:`lsbench.metr
 
 **Layout.** :mod:`~.config` (every setting as a frozen dataclass tree:
 :func:`~.config.get_config`; the recipes :data:`RUN_SPECS`), :mod:`~.protocol` (held-out
-split, augmentation, aggregation, terminal table), :mod:`~.model` (the fastai-profile
-network, the feature cache), :mod:`~.run` (the command); run records through
+split, augmentation, aggregation, terminal table), :mod:`~.model` (the backbone, the fastai-profile
+network), :mod:`~.run` (the command); run records through
 :mod:`lsbench.experiments.records`; tables and figures in :mod:`lsbench.report.pets`.
 Results and run-record schemas: ``lsbench/experiments/README.md``.
 """

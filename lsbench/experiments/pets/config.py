@@ -26,6 +26,7 @@ __all__ = [
     "SPLITS",
     "SPLIT_TEXT",
     "BACKBONES",
+    "BACKBONE_RESOLUTION",
     "PROVED_IDENTICAL",
     "EPSILON_SWEEP",
     "RunSpec",
@@ -52,6 +53,10 @@ SPLIT_TEXT: Mapping[str, str] = {
 }
 #: Backbones of both profiles (``--backbone``), by the name of :func:`~.model.load_backbone`.
 BACKBONES = ("lite0", "lite2")
+#: Each backbone's native input resolution, the default ``data.image_size`` (the values of
+#: :data:`lsbench.models.efficientnet_lite.NATIVE_RESOLUTION`, a test checks; repeated here so that
+#: parsing the command line imports no JAX). Lite2's 260 px images are the 224 px shared copy upscaled.
+BACKBONE_RESOLUTION: Mapping[str, int] = {"lite0": 224, "lite2": 260}
 
 
 _spec = RunSpec.of
@@ -105,9 +110,11 @@ class AugmentConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
+    """The images: ``image_size`` defaults to the backbone's :data:`BACKBONE_RESOLUTION` (:func:`get_config`)."""
+
     dataset: str = "oxford-iiit-pet"
     num_classes: int = 37
-    image_size: int = 224
+    image_size: int = 260
     per_class_limit: int | None = None
 
 
@@ -141,6 +148,9 @@ class PetsConfig:
       epsilon: ε of the fixed-ε recipes.
       pooling: how the body's last feature map is pooled (fastai concat pooling ``[max, avg]``).
       backbone: the body, one of :data:`BACKBONES` (EfficientNet-Lite, real ImageNet weights).
+      augment: the fastai profile's augmentation; the frozen profile uses ``p_flip`` alone (each
+        training example of each epoch takes its mirror image's cached features with probability
+        ``p_flip``, :func:`~.protocol.mirror_batch`).
       feature_batch_size: images per step when extracting the frozen features.
       eval_batch_size: examples per step of :func:`lsbench.train.predict`.
       train: the one-cycle optimiser (fastai v1 ``fit_one_cycle(4)`` defaults).
@@ -152,7 +162,7 @@ class PetsConfig:
     splits: tuple[str, ...] = SPLITS
     epsilon: float = 0.1
     pooling: str = "maxavg"
-    backbone: str = "lite0"
+    backbone: str = "lite2"
     feature_batch_size: int = 32
     eval_batch_size: int = 256
     train: TrainConfig = TrainConfig(epochs=4, batch_size=64, lr=3e-3, weight_decay=1e-2)
@@ -162,13 +172,23 @@ class PetsConfig:
     protocol: ProtocolConfig = ProtocolConfig()
 
 
-def get_config(profile: str = "frozen") -> PetsConfig:
-    """The default configuration of a profile."""
+def get_config(profile: str = "frozen", backbone: str | None = None) -> PetsConfig:
+    """The default configuration of a profile on ``backbone`` (default :attr:`PetsConfig.backbone`),
+    at the backbone's native resolution.
+
+    >>> get_config(backbone="lite0").data.image_size, get_config().data.image_size
+    (224, 260)
+    """
     if profile == "frozen":
-        return PetsConfig()
-    if profile == "fastai":
-        return PetsConfig(profile="fastai", eval_batch_size=64)
-    raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+        cfg = PetsConfig()
+    elif profile == "fastai":
+        cfg = PetsConfig(profile="fastai", eval_batch_size=64)
+    else:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    backbone = backbone or cfg.backbone
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
+    return replace(replace(cfg, "backbone", backbone), "data.image_size", BACKBONE_RESOLUTION[backbone])
 
 
 def run_settings(cfg: PetsConfig) -> dict:
@@ -181,16 +201,18 @@ FLAGS: Mapping[str, str] = {
     "recipes": "recipes", "seeds": "seeds", "splits": "splits", "backbone": "backbone", "epsilon": "epsilon",
     "epochs": "train.epochs", "batch_size": "train.batch_size", "lr": "train.lr",
     "weight_decay": "train.weight_decay",
-    "image_size": "data.image_size", "per_class_limit": "data.per_class_limit",
+    "image_size": "data.image_size", "per_class_limit": "data.per_class_limit", "p_flip": "augment.p_flip",
 }
 
 
 def from_args(args: Any, profile: str) -> PetsConfig:
-    """:func:`get_config` of ``profile`` with the command line's values of :data:`FLAGS`
-    (``recipes`` and ``seeds`` deduplicated in order)."""
-    cfg = get_config(profile)
+    """:func:`get_config` of ``profile`` and ``--backbone`` with the command line's values of
+    :data:`FLAGS` (``recipes`` and ``seeds`` deduplicated in order; ``--image-size`` only when given)."""
+    cfg = get_config(profile, getattr(args, "backbone", None))
     for dest, path in FLAGS.items():
         value = getattr(args, dest)
+        if value is None and dest == "image_size":  # not given: the backbone's native resolution
+            continue
         if dest in ("recipes", "seeds", "splits"):
             value = tuple(dict.fromkeys(value))
         cfg = replace(cfg, path, value)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lsbench import provenance as prov
 from lsbench.experiments import workdir
-from lsbench.experiments.pets.config import BACKBONES, PROFILES, RUN_SPECS, SPLITS, get_config
+from lsbench.experiments.pets.config import BACKBONE_RESOLUTION, BACKBONES, PROFILES, RUN_SPECS, SPLITS, get_config
 
 __all__ = ["UsageError", "add_arguments", "validate", "default_out", "default_workdir"]
 
@@ -77,18 +77,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="allow downloading the official archives if no local copy is found")
     g.add_argument("--per-class-limit", type=int, default=None, metavar="N",
                    help="use only the first N images of each class in each split (quick runs)")
-    g.add_argument("--image-size", type=int, default=cfg.data.image_size,
-                   help=f"image side in pixels (default {cfg.data.image_size})")
+    g.add_argument("--image-size", type=int, default=None,
+                   help="image side in pixels (default: the backbone's native resolution, "
+                        + ", ".join(f"{b} {r}" for b, r in BACKBONE_RESOLUTION.items()) + ")")
+    g.add_argument("--p-flip", type=float, default=cfg.augment.p_flip, metavar="P",
+                   help="probability of a horizontal flip per training example and epoch (frozen profile: the "
+                        f"mirrored image's cached features; default {cfg.augment.p_flip:g}, fastai's; 0: no flips)")
     g.add_argument("--cache-dir", default=None,
                    help="decoded images and cached features (default $LSBENCH_CACHE_DIR or ~/.cache/lsbench)")
     g = parser.add_argument_group("output")
     g.add_argument("--workdir", default=None, metavar="DIR",
-                   help="where fresh runs are trained and recorded (default ./lsbench-runs/pets-<profile>/, "
+                   help="where fresh runs are trained and recorded (default ./lsbench-runs/<stem of --out>/, "
                         "resumable); holds runs/, the results file, comparison.json and comparison.txt")
     g.add_argument("--out", default=None, metavar="PATH",
                    help="the reference results file: compared with after the runs, written only with "
-                        "--record (default paper/results/pets-<profile>.json, or pets-<profile>-limit<N>.json "
-                        "with --per-class-limit N; its run records in <dir>/runs/<stem>/)")
+                        "--record (default paper/results/pets-<profile>.json for lite2, pets-<profile>-lite0.json for "
+                        "lite0, ...-limit<N>.json with --per-class-limit N; its run records in <dir>/runs/<stem>/)")
     g.add_argument("--record", action="store_true",
                    help="after the runs, write them as the reference (--out and its runs/); refuses a tree "
                         "with uncommitted changes")
@@ -120,7 +124,9 @@ def validate(args) -> str:
         problems.append(f"--epsilon must be in [0, 1], got {args.epsilon}")
     if args.per_class_limit is not None and args.per_class_limit < 1:
         problems.append(f"--per-class-limit must be >= 1, got {args.per_class_limit}")
-    if args.image_size < 32:
+    if not (math.isfinite(args.p_flip) and 0 <= args.p_flip <= 1):
+        problems.append(f"--p-flip must be in [0, 1], got {args.p_flip}")
+    if args.image_size is not None and args.image_size < 32:
         problems.append(f"--image-size must be >= 32, got {args.image_size}")
     if not args.splits:
         problems.append(f"--splits needs at least one of {list(SPLITS)}")

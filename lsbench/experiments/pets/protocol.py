@@ -26,7 +26,7 @@ from lsbench.experiments.records import fmt_pm, paired, summary, text_table
 from lsbench.published import PETS_ANCHORS
 
 __all__ = ["METRICS", "PAIRED_METRICS", "OUTPUT_FIELDS", "heldout_split", "random_split", "cross_fit_temperature",
-           "example_outputs", "evaluate_run", "load_outputs", "paired_statistics", "STATISTICS_METHOD", "augment_batch", "aggregate", "identical_runs", "format_table"]
+           "example_outputs", "evaluate_run", "load_outputs", "paired_statistics", "STATISTICS_METHOD", "augment_batch", "mirror_batch", "aggregate", "identical_runs", "format_table"]
 
 #: Per-example outputs stored for every run (``<run>.npz``): name -> dtype.
 OUTPUT_FIELDS = {"label": np.uint8, "pred": np.uint8, "conf": np.float16, "p_true": np.float16,
@@ -183,6 +183,31 @@ def augment_batch(images: np.ndarray, rng: np.random.Generator, size: int | None
             arr = (arr - mean) * contrast + mean + brightness
         out[i] = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
     return out
+
+
+def mirror_batch(rows: np.ndarray, rng: np.random.Generator, features: np.ndarray, mirrored: np.ndarray | None,
+                 p_flip: float) -> np.ndarray:
+    """The frozen profile's flip augmentation: ``features[rows]``, each row replaced with
+    probability ``p_flip`` by ``mirrored[rows]`` (the cached features of its mirror image;
+    fastai's ``flip_lr`` ``p = 0.5``), drawn from ``rng`` (the seed's augmentation generator).
+
+    The number of rows, and so of optimiser steps, is unchanged: each example is seen once per
+    epoch, flipped or not.
+
+    >>> f, m = np.zeros((4, 2), np.float32), np.ones((4, 2), np.float32)
+    >>> mirror_batch(np.array([3, 1]), np.random.default_rng(0), f, m, 1.0).tolist()
+    [[1.0, 1.0], [1.0, 1.0]]
+    >>> mirror_batch(np.array([3, 1]), np.random.default_rng(0), f, None, 0.0).tolist()
+    [[0.0, 0.0], [0.0, 0.0]]
+    """
+    if not 0 <= p_flip <= 1:
+        raise ValueError(f"p_flip must be in [0, 1], got {p_flip}")
+    if p_flip == 0:
+        return features[rows]
+    if mirrored is None or mirrored.shape != features.shape:
+        raise ValueError(f"mirrored must have the shape of features {features.shape} when p_flip > 0")
+    flip = rng.random(len(rows)) < p_flip
+    return np.where(flip[:, None], mirrored[rows], features[rows])
 
 
 def aggregate(runs: Sequence[Mapping], baseline: str = ProtocolConfig.baseline) -> tuple[dict, list[dict]]:

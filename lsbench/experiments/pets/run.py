@@ -18,9 +18,9 @@ from lsbench import provenance as prov
 from lsbench.experiments import compare, records, workdir
 from lsbench.experiments.pets.config import PROVED_IDENTICAL, RUN_SPECS, SPLIT_TEXT, SPLITS, PetsConfig, RunSpec, from_args, run_settings
 from lsbench.experiments.pets.flags import UsageError, add_arguments, default_out, default_workdir, validate
-from lsbench.experiments.pets.model import (array_digest, head_or_body_batchnorm, load_backbone, load_cached_features,
-                                            npz_bytes, pets_net)
-from lsbench.experiments.pets.protocol import (METRICS, STATISTICS_METHOD, aggregate, augment_batch, evaluate_run,
+from lsbench.data.features import array_sha256
+from lsbench.experiments.pets.model import load_backbone, npz_bytes, pets_net
+from lsbench.experiments.pets.protocol import (METRICS, STATISTICS_METHOD, aggregate, augment_batch, evaluate_run, mirror_batch,
                                                format_table, identical_runs, paired_statistics, random_split)
 from lsbench.experiments.settings import to_dict
 from lsbench.published import PETS_ANCHORS
@@ -29,7 +29,6 @@ __all__ = ["UsageError", "Experiment", "add_arguments", "run", "default_out", "d
 
 RESULTS_SCHEMA = "lsbench/pets-results/2"
 RUN_SCHEMA = "lsbench/pets-run/2"
-FEATURES_VERSION = 1
 
 #: Paths whose changes do not make the tree dirty for --record: generated outputs and work directories.
 GIT_IGNORE = (*prov.OUTPUT_PATHS, "lsbench-runs/")
@@ -169,7 +168,7 @@ class Experiment:
         a = self.args
         self.data_root = resolve_pets_dir(a.data_dir, download=a.download, cache_dir=self.cache_dir,
                                           progress=self.progress)
-        kw = dict(image_size=a.image_size, per_class_limit=a.per_class_limit, download=a.download,
+        kw = dict(image_size=self.cfg.data.image_size, per_class_limit=self.cfg.data.per_class_limit, download=a.download,
                   cache_dir=self.cache_dir, progress=self.progress)
         self.trainval = load_pets(self.data_root, "trainval", **kw)
         self.test = load_pets(self.data_root, "test", **kw)
@@ -178,7 +177,7 @@ class Experiment:
                 raise UsageError(f"the {name} split is empty")
         self.num_classes = len(self.trainval.names)
         self.split_ids = {
-            name: {"images_sha256": array_digest(s.images), "labels_sha256": array_digest(s.labels),
+            name: {"images_sha256": array_sha256(s.images), "labels_sha256": array_sha256(s.labels),
                    "n": len(s), "shape": list(s.images.shape)}
             for name, s in (("trainval", self.trainval), ("test", self.test))
         }
@@ -193,55 +192,28 @@ class Experiment:
         self.common_key = prov.digest(self.common)
 
     def prepare_frozen(self) -> None:
-        """Pooled backbone features of both splits: from ``<cache>/features/`` where present, else
-        extracted (both missing splits in one pass, one compilation) and saved atomically."""
+        """Pooled backbone features of both splits and, for flip augmentation (``augment.p_flip`` > 0),
+        of their mirror images: from the feature cache where present, else extracted and saved
+        (:func:`lsbench.data.features.cached_features_with_mirrors`)."""
+        from lsbench.data.features import cached_features_with_mirrors
         from lsbench.models.efficientnet_lite import efficientnet_lite_weights_path
 
         t0 = time.perf_counter()
-        name = self.cfg.backbone
+        name, flip = self.cfg.backbone, self.cfg.augment.p_flip > 0
         self.weights_path = efficientnet_lite_weights_path(name)
-        backbone = None
-        if self.weights_path is None:
-            backbone = load_backbone(name)
-            self.weights_path = backbone.weights_path
-        self.weights_sha = prov.sha256_file(self.weights_path)
-        self.features, self.feature_keys, paths, missing = {}, {}, {}, []
+        self.features, self.mirrored, self.feature_keys = {}, {}, {}
         for split_name, split in (("trainval", self.trainval), ("test", self.test)):
-            key = self.feature_keys[split_name] = self._feature_key(split_name)
-            path = paths[split_name] = self._cache_root() / "features" / f"pets-{name}-{split_name}-{key}.npz"
-            feats = load_cached_features(path, split.labels, self.log)
-            if feats is None:
-                missing.append(split_name)
-            else:
-                self.features[split_name] = feats
-                self.log(f"features ({split_name}): cached {path}")
-        if missing:
-            splits = {"trainval": self.trainval, "test": self.test}
-            backbone = backbone or load_backbone(name)
-            images = np.concatenate([splits[n].images for n in missing]) if len(missing) > 1 \
-                else splits[missing[0]].images
-            feats = backbone.extract(images, self.cfg.feature_batch_size, self.cfg.pooling, self.progress)
-            del images, backbone
-            if not np.isfinite(feats).all():
-                raise ValueError(f"EfficientNet-{name} produced non-finite features")
-            start = 0
-            for n in missing:
-                k = len(splits[n])
-                self.features[n] = feats[start:start + k]
-                start += k
-                prov.atomic_write_bytes(paths[n], npz_bytes(features=self.features[n],
-                                                             labels=np.asarray(splits[n].labels)))
-                self.log(f"features ({n}): saved {paths[n]}")
+            # the fastai split trains on test images too: both splits get their mirrors
+            res = cached_features_with_mirrors(
+                split.images, np.asarray(split.labels), split=split_name, variant=name, pooling=self.cfg.pooling,
+                mirrors=flip, cache_dir=self._cache_root(), images_sha256=self.split_ids[split_name]["images_sha256"],
+                batch_size=self.cfg.feature_batch_size, progress=self.progress, log=self.log)
+            self.weights_sha = res["weights_sha256"]
+            self.features[split_name] = res["features"]
+            if res["mirrored"] is not None:
+                self.mirrored[split_name] = res["mirrored"]
+            self.feature_keys[split_name] = dict(res["keys"])
         self.times["features"] += time.perf_counter() - t0
-
-    def _feature_key(self, name: str) -> str:
-        import jax
-
-        return prov.digest({
-            "version": FEATURES_VERSION, "model": f"efficientnet-{self.cfg.backbone}", "weights_sha256": self.weights_sha,
-            "pooling": self.cfg.pooling, "preprocess": "(x - 127) / 128, eval-mode BN", "split": name,
-            "images": self.split_ids[name], "backend": jax.default_backend(),
-        }, length=24)
 
     def prepare_fastai(self) -> None:
         """The fastai profile fine-tunes the backbone's BatchNorm layers on augmented images."""
@@ -257,8 +229,10 @@ class Experiment:
             backbone = {"name": f"efficientnet-{cfg.backbone}", "weights_sha256": self.weights_sha,
                         "pooling": cfg.pooling, "frozen": True,
                         "bn_mode": "eval (running statistics), features cached",
-                        "augmentation": None}
-            data_ids = {n: {**self.split_ids[n], "features_key": self.feature_keys[n]}
+                        "augmentation": {"flip": cfg.augment.p_flip,
+                                         "how": "per example and epoch, the cached features of the mirrored "
+                                                "image (reported on the unflipped images)"}}
+            data_ids = {n: {**self.split_ids[n], "features_keys": self.feature_keys[n]}
                         for n in ("trainval", "test")}
         else:
             aug = cfg.augment
@@ -331,7 +305,9 @@ class Experiment:
         carry zip timestamps): equal keys do not imply equal features across machines."""
         if self.profile != "frozen":
             return {}
-        return {f"features/{n}": array_digest(f) for n, f in sorted(self.features.items())}
+        return {f"{kind}/{n}": array_sha256(f) for kind, arrays in (("features", self.features),
+                                                                     ("mirrored", self.mirrored))
+                for n, f in sorted(arrays.items())}
 
     # -- training
     def execute(self, plan) -> None:
@@ -378,6 +354,7 @@ class Experiment:
         from flax import nnx
 
         from lsbench.models import FastaiHead
+        from lsbench.models.finetune import fastai_trainable
 
         rngs = nnx.Rngs(seed)
         if self.profile == "frozen":
@@ -387,7 +364,7 @@ class Experiment:
         width = body.features(self.backbone.preprocess(self.test.images[:1]), self.cfg.pooling).shape[-1]
         head = FastaiHead(width, self.num_classes, **self._head_kwargs(), rngs=rngs)
         model = pets_net(body, head, self.cfg.pooling, self.backbone.preprocess)
-        return model, nnx.All(nnx.Param, head_or_body_batchnorm)
+        return model, fastai_trainable(model)
 
     def _head_kwargs(self) -> dict:
         h = self.cfg.head
@@ -400,13 +377,18 @@ class Experiment:
         seeds = [seed for seed, _ in todo]
         x, y = self.pool()
         indices = {seed: self.split_indices(split, seed) for seed in seeds}
-        data = [{"image": x[indices[s][0]], "label": y[indices[s][0]]} for s in seeds]
         loss = make_loss(spec.recipe, spec.loss_params(self.cfg.epsilon), self.num_classes)
         trainable = self.build_model(seeds[0])[1]
-        transform = None
+        aug = self.cfg.augment
         if self.profile == "fastai":
-            size, aug = self.cfg.data.image_size, self.cfg.augment
+            data = [{"image": x[indices[s][0]], "label": y[indices[s][0]]} for s in seeds]
+            size = self.cfg.data.image_size
             transform = lambda xb, rng: augment_batch(xb, rng, size, aug)  # noqa: E731
+        else:  # rows of the pool, turned into (possibly mirrored) features batch by batch
+            data = [{"image": indices[s][0], "label": y[indices[s][0]]} for s in seeds]
+            mirrored = (np.concatenate([self.mirrored["trainval"], self.mirrored["test"]])
+                        if aug.p_flip > 0 else None)
+            transform = lambda rows, rng: mirror_batch(rows, rng, x, mirrored, aug.p_flip)  # noqa: E731
         t0 = time.perf_counter()
         trained = fit_seeds(lambda s: self.build_model(s)[0], data[0] if split == "official" else data, loss,
                             self.cfg.train, seeds, trainable=trainable, batch_transform=transform,
@@ -430,7 +412,7 @@ class Experiment:
                 "split": {"n_train": int(len(train_idx)), "n_report": int(len(report_idx)),
                           "report_digest": prov.digest(report_idx.tolist())},
                 "train_log": log, "temperature": test["temperature"], "temperatures_2fold": temps,
-                "test": test, "outputs": path.with_suffix(".npz").name, "outputs_sha256": array_digest(
+                "test": test, "outputs": path.with_suffix(".npz").name, "outputs_sha256": array_sha256(
                     *(outputs[k] for k in sorted(outputs))),
                 "wall_time_s": {"train_all_seeds": round(t_train, 3), "seeds_trained_together": len(seeds),
                                 "eval": round(time.perf_counter() - t0, 3)},
