@@ -52,31 +52,36 @@ def make_proofs(path: Path) -> None:
 
 
 def make_pets(path: Path, profile: str = "frozen", names=("ce", "uniform", "off_target", "speech_transformer"),
-              seeds=(0, 1, 2)) -> None:
+              seeds=(0, 1, 2), splits=("official",), backbone: str = "efficientnet-lite0", margin: float = 3.0) -> None:
+    """A synthetic ``pets-*.json``; ``margin`` sets how well the logits separate (lower: more error)."""
     from lsbench.experiments.pets import ANCHORS, RUN_SPECS, aggregate
     from lsbench.metrics import evaluate
 
     rng = np.random.default_rng(7)
-    runs = []
-    for k, name in enumerate(names):
-        for seed in seeds:
-            y = rng.integers(0, 37, size=300)
-            z = rng.normal(size=(300, 37)) * 1.5
-            z[np.arange(300), y] += 3.0 + 0.3 * k + 0.1 * seed
-            spec = RUN_SPECS[name]
-            runs.append({"schema": "lsbench/pets-run/2", "name": name, "split_name": "official", "seed": seed,
-                         "loss": {"recipe": spec.recipe, "params": spec.loss_params(0.1)},
-                         "temperature": 1.3, "test": evaluate(z, y, temperature=1.3)})
-    aggregates, ignored = aggregate(runs)
-    aggregates = {"official": aggregates}
-    statistics = {"official": {n: {"error": {"delta": 0.001 * k, "ci": [-0.01, 0.01], "p_better": 0.4,
-                                             "verdict": "inconclusive"}}
-                               for k, n in enumerate(names) if n != "ce"}}
+    aggregates, statistics, identities, runs, ignored = {}, {}, {}, [], []
+    for split in splits:
+        split_runs = []
+        for k, name in enumerate(names):
+            for seed in seeds:
+                y = rng.integers(0, 37, size=300)
+                z = rng.normal(size=(300, 37)) * 1.5
+                z[np.arange(300), y] += margin + 0.3 * k + 0.1 * seed
+                spec = RUN_SPECS[name]
+                split_runs.append({"schema": "lsbench/pets-run/2", "name": name, "split_name": split, "seed": seed,
+                                   "loss": {"recipe": spec.recipe, "params": spec.loss_params(0.1)},
+                                   "temperature": 1.3, "test": evaluate(z, y, temperature=1.3)})
+        aggregates[split], split_ignored = aggregate(split_runs)
+        runs += split_runs
+        ignored += split_ignored
+        statistics[split] = {n: {"error": {"delta": 0.001 * k, "ci": [-0.01, 0.01], "p_better": 0.4,
+                                           "verdict": "inconclusive"}}
+                             for k, n in enumerate(names) if n != "ce"}
+        identities[split] = {}
     results = {
         "schema": "lsbench/pets-results/2", "experiment": "pets", "profile": profile, "claim": ANCHORS,
-        "statistics": {"method": "test", "by_split": statistics}, "identities": {"official": {}},
+        "statistics": {"method": "test", "by_split": statistics}, "identities": identities,
         "common_key": "0" * 16,
-        "config": {"profile": profile, "backbone": {"name": "efficientnet-lite0", "frozen": True,
+        "config": {"profile": profile, "backbone": {"name": backbone, "frozen": True,
                                                     "pooling": "maxavg"},
                    "data": {"n_test": 300}},
         "recipes": {n: {"recipe": RUN_SPECS[n].recipe} for n in names}, "seeds": list(seeds),
@@ -222,7 +227,8 @@ def test_every_results_file_gives_its_tables_and_figures(results_dir, generated)
         assert (tmp_path / "tables" / f"{name}.md").is_file(), name
     for name in build.FIGURES:
         assert (tmp_path / "figures" / f"{name}.tex").is_file(), name
-    assert out.placeholders == ["tables/pets-fastai", "figures/reliability-fastai", "figures/ece-error-fastai"]
+    assert out.placeholders == ["tables/pets-fastai", "figures/reliability-fastai", "figures/ece-error-fastai",
+                                "tables/pets-backbones"]
     for name in ("throughput", "reliability-frozen", "ece-error-frozen", "muller_representations"):
         assert (tmp_path / "figures" / f"{name}.pdf").read_bytes().startswith(b"%PDF")
         assert (tmp_path / "figures" / f"{name}.png").read_bytes().startswith(b"\x89PNG")

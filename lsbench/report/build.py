@@ -28,6 +28,7 @@ from lsbench.report import conventions as conventions_report
 from lsbench.report import figures as figure_files
 from lsbench.report import muller as muller_report
 from lsbench.report import pets as pets_report
+from lsbench.report import pets_backbones
 from lsbench.report import proofs as proofs_report
 from lsbench.report.fmt import TeX
 from lsbench.report.results import ResultFile, ResultsError, discover, read_json
@@ -36,6 +37,7 @@ from lsbench.report.tables import (REGENERATE, Table, atomic_write, latex_escape
 
 #: The tables main.tex inputs (every one always exists after a run: real or placeholder).
 TABLES = ("catalogue", "verification", "findings", "proofs", "throughput", "pets-frozen", "pets-fastai",
+          "pets-backbones",
           "muller-calibration", "muller-distillation", "muller-representations", "muller-verdicts",
           "conventions")
 #: The figure snippets main.tex inputs.
@@ -66,6 +68,7 @@ class _Gen:
                                        **muller_report.muller_macros({})}
         for profile in pets_report.PROFILES:
             self.macros.update(pets_report.pets_macros(None, profile))
+        self.macros.update(pets_backbones.backbones_macros())
         self.macro_sources: list[tuple[str, str]] = []
 
     # -- loading
@@ -179,8 +182,12 @@ class _Gen:
         self.macro_sources += [b.file.source for b in benches]
 
     def pets(self) -> None:
-        profiles = list(pets_report.PROFILES) + [p for p in self.results.pets if p not in pets_report.PROFILES]
+        # pets-<profile>-<backbone>.json (another backbone) goes to the backbones table, not a profile's
+        variants = {k: pets_backbones.backbone_variant(k) for k in self.results.pets}
+        profiles = list(pets_report.PROFILES) + [p for p in self.results.pets
+                                                 if p not in pets_report.PROFILES and variants[p] is None]
         self.macros.update(pets_report.anchor_macros())
+        parsed: dict[str, pets_report.Pets | ResultsError] = {}  # profile -> parsed file or its error
         for profile in profiles:
             names = [f"pets-{profile}", f"reliability-{profile}", f"ece-error-{profile}"]
             path = self.results.pets.get(profile)
@@ -194,9 +201,11 @@ class _Gen:
                 continue
             p, err = self.load(path, lambda rf, pr=profile: pets_report.parse_pets(rf, pr))
             if err is not None:
+                parsed[profile] = err
                 self.keep([f"tables/{names[0]}", f"figures/{names[1]}", f"figures/{names[2]}"], err)
                 self._ensure_placeholders([names[0]], figures=names[1:], command=pets_report.COMMAND)
                 continue
+            parsed[profile] = p
             self.table(pets_report.pets_table(p))
             src = [p.file.source]
             self.figure(names[1], pets_report.reliability_figure(p), src, pets_report.COMMAND,
@@ -205,6 +214,37 @@ class _Gen:
                         "with no error/ECE recorded")
             self.macros.update(pets_report.pets_macros(p, profile))
             self.macro_sources += src
+        self.pets_backbones(parsed, {k: v for k, v in variants.items() if v is not None})
+
+    def pets_backbones(self, parsed: Mapping[str, Any], variants: Mapping[str, tuple[str, str]]) -> None:
+        """Table ``pets-backbones``: the default frozen file beside every ``pets-frozen-<backbone>.json``."""
+        name, profile = pets_backbones.NAME, pets_backbones.PROFILE
+        self.macros.update(pets_backbones.backbones_macros())
+        default = parsed.get(profile)
+        bad = default if isinstance(default, ResultsError) else None
+        files = [] if default is None or bad else [(pets_backbones.short_backbone(default) or profile, default)]
+        others = 0
+        for key, (prof, backbone) in sorted(variants.items()):
+            if prof != profile:
+                self.log(f"note: {self.results.pets[key].name}: the backbones table covers profile {profile} only;"
+                         " ignored")
+                continue
+            p, err = self.load(self.results.pets[key], lambda rf, pr=prof: pets_report.parse_pets(rf, pr))
+            bad = bad or err
+            if p is not None:
+                files.append((backbone, p))
+                others += 1
+        if bad is not None:
+            self.keep([f"tables/{name}"], bad)
+            self._ensure_placeholders([name], command=pets_report.COMMAND)
+        elif not others:
+            self.log(f"note: no pets-{profile}-<backbone>.json: table {name} is a placeholder "
+                     f"(run {pets_report.COMMAND} --backbone lite0)")
+            self.table(pets_backbones.backbones_placeholder(), placeholder=True)
+        else:
+            self.table(pets_backbones.backbones_table(files))
+            self.macros.update(pets_backbones.backbones_macros(files))
+            self.macro_sources += [p.file.source for _, p in files[1:]]
 
     def muller(self) -> None:
         parsed: dict[str, muller_report.Muller] = {}
