@@ -35,10 +35,11 @@ SPLIT_NAMES = {"official": "official (trainval → test)", "fastai": "fastai (ra
 #: ε of the uniform sweep (ce is ε = 0); the names of lsbench.experiments.pets.config.EPSILON_SWEEP.
 SWEEP = {"ce": 0.0, "uniform_eps0.05": 0.05, "uniform": 0.1, "uniform_eps0.2": 0.2, "uniform_eps0.3": 0.3}
 VERDICT_METRICS = ("error", "nll", "brier", "ece", "ece_ts")
-SHORT = {"better": "better", "worse": "worse", "equivalent": "equiv.", "inconclusive": "inconcl."}
+#: one sign per verdict, so the five verdicts of a row fit the table at text width (legend in its notes)
+SHORT = {"better": "+", "worse": "−", "equivalent": "=", "inconclusive": "?"}
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h")
 COLUMNS = ("recipe", "split", "seeds", "error %", "NLL", "ECE %", "ECE after TS %",
-           "Δ error (pp) [95 %]", "P(better)", "verdict: error / NLL / Brier / ECE / ECE-TS")
+           "Δ error (pp) [95 %]", "P(better)", "verdicts: error NLL Brier ECE ECE-TS")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,18 +153,18 @@ def _anchor_rows(anchors: Mapping) -> list[tuple[str, ...]]:
     ce = anchors.get("cross_entropy") if isinstance(anchors, Mapping) else None
     if isinstance(ce, Mapping) and "error_min" in ce and "error_max" in ce:
         reruns = ce.get("reruns")
-        rows.append(("fastai, cross-entropy (published)", "fastai", f"{reruns} reruns" if reruns else DASH,
+        rows.append(("fastai CE (published)", "fastai", f"{reruns} reruns" if reruns else DASH,
                      f"{num(ce['error_min'], 1, 100)}–{num(ce['error_max'], 1, 100)}", *blank))
     if isinstance(ls, Mapping) and "error" in ls:
-        rows.append(("fastai, label smoothing (published)", "fastai", DASH,
+        rows.append(("fastai LS (published)", "fastai", DASH,
                      f"{num(ls['error'], 1, 100)} ({ls.get('note', 'reported')})", *blank))
     return rows
 
 
 def verdicts(p: Pets, split: str, name: str) -> str:
-    """``better / equiv. / ...`` of every :data:`VERDICT_METRICS` of ``name`` on ``split``."""
+    """``= − − − ?`` (:data:`SHORT`): the verdict of every :data:`VERDICT_METRICS` of ``name`` on ``split``."""
     st = p.statistics.get(split, {}).get(name) or {}
-    return " / ".join(SHORT.get((st.get(m) or {}).get("verdict"), DASH) for m in VERDICT_METRICS)
+    return " ".join(SHORT.get((st.get(m) or {}).get("verdict"), DASH) for m in VERDICT_METRICS)
 
 
 def pets_table(p: Pets) -> Table:
@@ -181,7 +182,8 @@ def pets_table(p: Pets) -> Table:
             if name == BASELINE:
                 tail = ["(baseline)", "", ""]
             elif ident:
-                tail = [ident["row"], "", ""]
+                # short cells keep the table at text width; the full sentence is ident["row"]
+                tail = [f"≡ {ident['twin']}", "", f"proved; {ident['identical']}/{ident['compared']} identical"]
             elif st:
                 tail = [f"{num(st['delta'], 2, 100, sign=True)} [{num(st['ci'][0], 2, 100, sign=True)}, "
                         f"{num(st['ci'][1], 2, 100, sign=True)}]", num(st.get("p_better"), 2),
@@ -199,7 +201,8 @@ def pets_table(p: Pets) -> Table:
              "(lsbench.stats, scipy.stats.bootstrap, 2000 replicates); P(better) = share of replicates with Δ < 0. "
              "Verdict rule (fixed before the runs): equivalent if the interval lies inside ±margin (error 0.5 pp, "
              "NLL 0.01, Brier 0.005, ECE and ECE-TS 0.5 pp), else better/worse if it excludes 0, else "
-             "inconclusive. Splits: official = train on trainval, report on test; fastai = random 20% of all "
+             "inconclusive; in the verdicts column + better, − worse, = equivalent, ? inconclusive. "
+             "Splits: official = train on trainval, report on test; fastai = random 20% of all "
              "images as the report set, redrawn per seed, the rest trains. ECE: 15 equal-width bins; TS: "
              "temperature cross-fitted on the two halves of the report set."]
     setup = p.anchors.get("setup") if isinstance(p.anchors, Mapping) else None
