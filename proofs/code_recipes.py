@@ -343,7 +343,8 @@ def tf_onehot_claims(K: int, dtype: str) -> list:
         return r.per_example(z, y, epsilon=eps, where=where), loss(z, y), jax.grad(loss, argnums=(0, 1))(z, y)
 
     z0 = jnp.zeros((n, K), jnp.dtype(dtype))
-    outs = cd.run(program, [z0, jnp.zeros((n, K), jnp.float32), 0.1], [b.logs, Y, e])
+    outs = cd.run(program, [z0, jnp.zeros((n, K), jnp.float32), 0.1], [b.logs, Y, e],
+                  branches=p_tf_onehot.CODE_BRANCHES)
     row = cd.concrete_row(K, TF_FAMILIES, onehot=False)
     L = ce(row, lambda j: p_tf_onehot.q(row, j, e))
     rows = [cd.on_row(L, row, {"z": list(b.Z[i]), "Y": list(Y[i])}) if b.kept[i] else sp.Integer(0)
@@ -429,7 +430,7 @@ def theorems(recipes=None, dtypes=DTYPES, ks=cd.KS) -> list[kn.Theorem]:
     for dt in dtypes:
         if recipes is None or "tf_onehot" in recipes:
             out.append(cd.code_theorem("tf_onehot", f"code_fused_{dt}", statement.format("fused", dt),
-                                       lambda k, dt=dt: tf_onehot_claims(k, dt), ks=ks))
+                                       lambda k, dt=dt: tf_onehot_claims(k, dt), p_tf_onehot.CODE_REGIME, ks=ks))
         if recipes is None or "distillation" in recipes:
             dks = tuple(k for k in ks if k in DISTILL_KS) or ks[:1]
             out.append(cd.code_theorem("distillation", f"code_fused_{dt}", statement.format("fused", dt),

@@ -14,6 +14,7 @@ with its own label mass ``Y_j ≥ 0`` (no class is special). For symbolic K:
 
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 
 from proofs import kernel as kn
@@ -22,6 +23,12 @@ from proofs.kernel import REST, Row, Theorem, eps, idx, zero
 
 RECIPE = "tf_onehot"
 FAMILIES = {"z": {"real": True}, "Y": {"nonnegative": True}}
+
+#: the code's one clamp, decided for the code theorems: ``min((m − z_j)/2, MAX)`` (float32 MAX) is its
+#: first operand for finite logits; it is active only at a −inf logit, where it turns 0·inf into 0
+CODE_BRANCHES = {("min", float(np.finfo(np.float32).max)): 0}
+CODE_REGIME = (r"	ext{finite logits: } \minig(	frac{m - z_j}{2}, \mathrm{MAX}ig) = 	frac{m - z_j}{2}"
+               r"	ext{ (the clamp acts only at a } -\infty 	ext{ logit)}")
 
 
 def q(row: Row, j, e=eps):

@@ -155,3 +155,34 @@ def test_long_rows_in_both_paths_agree_with_logsumexp(k):
     zb = jnp.asarray(z, jnp.bfloat16)
     st = _core.row_stats(zb, jnp.asarray(y))
     np.testing.assert_allclose(st.lse + st.shift, jax.nn.logsumexp(zb.astype(jnp.float32), -1), rtol=1e-6)
+
+
+def test_even_chunk_size_divides_k_when_a_wide_enough_divisor_exists():
+    assert chunked.even_chunk_size(3, 2) == 2  # 1 is not wider than half: the ragged path stays reachable
+    assert chunked.even_chunk_size(32000, 8192) == 8000
+    assert chunked.even_chunk_size(128000, 8192) == 8000
+    assert chunked.even_chunk_size(37, 8) == 8  # prime: the last block overlaps
+    assert chunked.even_chunk_size(10, 64) == 10
+    for k, c in [(32000, 8192), (50257, 8192), (1000, 300), (4096, 256)]:
+        w = chunked.even_chunk_size(k, c)
+        assert w <= c and (k % w == 0 and 2 * w > c or w == c)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("k", [4096, 300])  # 300: one block, the fused statistics
+def test_16_bit_logits_are_never_copied_whole_and_donated_ones_get_the_gradient(dtype, k):
+    """Compiled memory (no timing): the forward's scratch is one float32 block (the uint16 view
+    that XLA:CPU needs for a 16-bit dynamic slice stays fused into each block's slice), and a
+    donated gradient is written into the logits with no copy of them."""
+    from test_primitives import logits_parameter_copies
+
+    rows, chunk = 64, 512
+    x, y = jax.ShapeDtypeStruct((rows, k), dtype), jax.ShapeDtypeStruct((rows,), jnp.int32)
+    f = lambda a, b: chunked.loss(a, b, recipe="uniform", chunk_size=chunk)  # noqa: E731
+    block = rows * chunk * 4
+    fwd = jax.jit(f).lower(x, y).compile()
+    assert fwd.memory_analysis().temp_size_in_bytes <= block + 64 * rows * 4
+    donated = jax.jit(jax.value_and_grad(f), donate_argnums=0).lower(x, y).compile()
+    assert donated.memory_analysis().alias_size_in_bytes == x.size * jnp.dtype(dtype).itemsize
+    assert donated.memory_analysis().temp_size_in_bytes <= block + 64 * rows * 4
+    assert logits_parameter_copies(donated.as_text(), x.shape) == []

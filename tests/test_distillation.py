@@ -100,3 +100,27 @@ def test_float64_matches_the_tutorial_form_at_large_temperature():
     with jax.enable_x64(True):
         got = float(RECIPES["distillation"].loss(jnp.asarray(s), jnp.asarray(t), temperature=50.0))
     np.testing.assert_allclose(got, tutorial_loss(s, t, temperature=50.0), rtol=1e-6)
+
+
+# 64x2048: shared sums; 64x16384: blocks of rows; 2x32x16384: the same for [B, T, K];
+# 67x16384 (prime row count): separate passes
+@pytest.mark.parametrize("shape", [(64, 2048), (64, 16384), (2, 32, 16384), (67, 16384)])
+@pytest.mark.parametrize("temperature", [1.0, 1e3])
+def test_medium_and_large_inputs_match_float64_on_every_reduction_path(shape, temperature):
+    """Inputs up to SHARED_BELOW elements share their sums; larger ones take the blocked sums or the
+    barrier-separated passes."""
+    from lsbench.losses.recipes import distillation as d
+
+    shared = np.prod(shape) <= d.SHARED_BELOW
+    assert shared == (shape[-1] == 2048) and (d._rows_per_block(shape) is None) == (shared or shape[0] == 67)
+    rng = np.random.default_rng(42)
+    s = rng.normal(size=shape).astype(np.float32) * 3
+    t = rng.normal(size=shape).astype(np.float32) * 3
+    loss = lambda a, b: R.loss(a, b, temperature=temperature)  # noqa: E731
+    got, (gs, gt) = jax.value_and_grad(loss, argnums=(0, 1))(jnp.asarray(s), jnp.asarray(t))
+    with jax.enable_x64(True):
+        want, (ws, wt) = jax.value_and_grad(loss, argnums=(0, 1))(jnp.asarray(s, jnp.float64), jnp.asarray(t, jnp.float64))
+    assert abs(float(got) - float(want)) <= 1e-5 * float(want), (got, want)
+    for g, w in ((gs, ws), (gt, wt)):
+        w = np.asarray(w)
+        assert np.linalg.norm(np.asarray(g, np.float64) - w) <= 1e-5 * np.linalg.norm(w)

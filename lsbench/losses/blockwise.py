@@ -61,20 +61,24 @@ def loop(n: int, body, init):
     return lax.fori_loop(0, n, body, init)
 
 
-def forward(read_block: Callable, labels, k: int, chunk_size: int, dtype) -> P.RowStats:
+def forward(read_block: Callable, labels, k: int, chunk_size: int, dtype, operand=None) -> P.RowStats:
     """:class:`~lsbench.losses.primitives.RowStats` of ``[rows, K]`` logits read ``c`` columns at a time.
 
     ``read_block(start, c)`` returns columns ``[start, start + c)`` as a
-    ``[rows, c]`` array in ``dtype``; ``labels`` is ``[rows]``.
+    ``[rows, c]`` array in ``dtype``; ``labels`` is ``[rows]``. With an
+    ``operand``, ``read_block(start, c, operand)`` reads from it and the loop
+    carries it behind an optimisation barrier: then the loop body is not
+    invariant in it, and XLA cannot hoist a whole-array op on it (such as the
+    ``uint16`` view of 16-bit logits, a full copy) out of the loop.
     """
     rows = labels.shape[0]
     c, n, ragged = blocks(k, chunk_size)
     s = P.sum_scale(k)
 
     def body(i, carry):
-        m_run, sum_exp, acc, picked = carry
+        m_run, sum_exp, acc, picked, *rest = carry
         first, start = block_start(i, c, k)
-        z = read_block(start, c)
+        z = read_block(start, c, *rest)
         if ragged:
             new = fresh(start, first, c)
             z_max, z_in = jnp.where(new, z, -jnp.inf), new
@@ -93,12 +97,12 @@ def forward(read_block: Callable, labels, k: int, chunk_size: int, dtype) -> P.R
         local = labels - start
         hit = jnp.take_along_axis(z, jnp.clip(local, 0, c - 1)[:, None], axis=-1)[:, 0]
         picked = jnp.where((labels >= first) & (local < c), hit, picked)
-        return m_new, sum_exp, acc, picked
+        return (m_new, sum_exp, acc, picked, *lax.optimization_barrier(tuple(rest)))
 
     # A label outside [0, K) is never picked and keeps the NaN start value.
     init = (jnp.full((rows,), -jnp.inf, dtype), jnp.zeros((rows,), dtype), jnp.zeros((rows,), dtype),
             jnp.full((rows,), jnp.nan, dtype))
-    m_run, sum_exp, acc, picked = loop(n, body, init)
+    m_run, sum_exp, acc, picked, *_ = loop(n, body, init + (() if operand is None else (operand,)))
     m = P.safe_shift(m_run)
     total, mean = P.finish_sums(acc, k)
     return P.RowStats(m, jnp.log(sum_exp), P.nan_where_out_of_range(picked - m, labels, k), total, mean)

@@ -74,16 +74,15 @@ def keras_binary(logits: jax.Array, labels: jax.Array, *, epsilon: float = 0.1,
       ``binary_crossentropy`` (``label_smoothing`` squeezes the labels towards 0.5).
     """
     logits, labels, mask = binary.prepare_dense(logits, labels, epsilon=epsilon, where=where, recipe="keras_binary")
-    return binary.dense_rows(logits, targets(labels, epsilon=epsilon, check=False), mask)
+    return binary.dense_rows(logits, labels, mask, *on_off(epsilon))
 
 
 loss = recipe_api.reduced(keras_binary, P.masked_mean, "the mean over the kept rows (0 when none is kept)")
 
 
-def targets(labels, num_classes=None, *, epsilon, check=True):
-    """Dense ``t = (1−ε)·Y + ε/2`` (the fast path uses it too: it is elementwise on ``Y``)."""
-    if check:
-        P.check_epsilon(epsilon)
+def targets(labels, num_classes=None, *, epsilon):
+    """Dense ``t = (1−ε)·Y + ε/2`` (tests and proofs only; the fast path forms ``t_j`` per element)."""
+    P.check_epsilon(epsilon)
     labels = jnp.asarray(labels)
     if num_classes is not None and num_classes != labels.shape[-1]:
         raise ValueError(f"num_classes={num_classes} does not match the label matrix's K={labels.shape[-1]}")

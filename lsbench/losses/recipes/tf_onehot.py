@@ -9,8 +9,9 @@ Closed form (``lse = logsumexp(z)``, ``S = Σ_j z_j``, ``ΣY = Σ_j Y_j``)::
     L = ((1 − ε)·ΣY + ε)·lse − (1 − ε)·Σ_j Y_j z_j − (ε/K)·S
       = (1 − ε)·Σ_j Y_j·(lse − z_j) + ε·(lse − S/K)
 
-The code reduces the second form (non-negative terms ``−log p_j``, no
-cancellation), each sum read straight from ``z`` and ``Y``.
+The code reduces ``Σ_j Y_j·(lse − z_j) = ΣY·(lse − m) + Σ_j Y_j·(m − z_j)``
+(``m = max z``: two non-negative parts, no cancellation) and the class mean
+relative to ``m``, each sum read straight from ``z`` and ``Y``.
 
 Gradient ``(ΣY')·softmax(z) − Y'``; for rows of ``Y`` that sum to 1 this is
 ``softmax(z) − Y'``. For one-hot ``Y`` the recipe equals ``uniform``. Rows of
@@ -29,34 +30,55 @@ from lsbench.losses import primitives as P
 from lsbench.losses import recipe_api
 
 
+def _label_mass(y, dt):
+    """``ΣY`` per row: a matrix-vector product for float32/float64 ``Y``, a row sum for 16-bit ``Y``.
+
+    Measured on XLA:CPU at 4096×1000: the product takes 0.19 ms in float32 (the row
+    sum 0.27 ms) but 1.3 ms in bfloat16, where XLA converts ``Y`` to a float32 copy
+    first (the row sum, converting inside its loop: 0.11 ms).
+    """
+    if y.dtype == dt:
+        ones = jnp.ones((y.shape[-1],), y.dtype)
+        return jax.lax.dot_general(y, ones, (((y.ndim - 1,), (0,)), ((), ())), preferred_element_type=dt)
+    return P.row_sum(lambda a, r, _: a[0].astype(dt), (y,))
+
+
 def _fwd_values(z, y):
     """``(m, lse, ce, mean)`` and ``ΣY`` per row: ``ce = Σ_j Y_j·(lse − (z_j − m)) = −Σ_j Y_j log p_j``.
 
-    Each reduction reads ``z`` (and ``Y``) itself, converting 16-bit inputs inside
-    its own loop; the optimisation barriers (as in
-    :func:`lsbench.losses.primitives.row_stats`) keep XLA from sharing, and so
-    materialising, one ``z − m`` between the passes; they change no value.
-    ``ΣY`` is only the backward's residual (the loss needs no ``ΣY``). Measured on
-    XLA:CPU (JAX 0.10): XLA still writes the ``ce`` terms once, as a float32
-    ``[..., K]`` array, because it merges the row sum into the batch mean's
-    reduction, and for 16-bit ``Y`` the product for ``ΣY`` reads a float32 copy of ``Y``.
+    ``ce = lse·ΣY + Σ_j Y_j·(m − z_j)``: two non-negative parts (``Y_j ≥ 0``,
+    ``z_j ≤ m``), so no cancellation, and the product pass -- the one read of ``Y``
+    besides ``ΣY`` -- needs no ``lse``. It reduces ``Y_j·min(m/2 − z_j/2, MAX)`` and
+    doubles the sum (halving is exact and keeps ``m − z`` from overflowing for
+    logits near ±3e38). The clamp is active only at a −inf logit: a class with
+    ``Y_j = 0`` there contributes ``0·MAX = 0``, not ``0·inf = NaN``; one with
+    ``Y_j > 1/2`` (a one-hot label) still gives +inf, one with ``0 < Y_j ≤ 1/2`` a
+    finite loss of at least ``2·Y_j·MAX·(1 − ε)`` instead of +inf. A ``min`` rather than a select keeps
+    the row sum fused with its producer: with a select XLA:CPU wrote the
+    ``[..., K]`` terms as a float32 array first (measured).
+
+    Each reduction reads ``z`` (and ``Y``) itself, converting 16-bit inputs inside its
+    own loop (no float32 copy of a 16-bit ``Y``); the optimisation barriers (as in
+    :func:`lsbench.losses.primitives.row_stats`) give every pass its own operands,
+    since XLA materialises a ``z − m``, a broadcast ``m`` or a converted ``Y`` that two
+    passes share. They change no value. Measured (XLA:CPU, JAX 0.10): no
+    ``[..., K]`` temporary in the forward or backward, float32 or bfloat16.
     """
     dt = P.compute_dtype(z.dtype)
     k = z.shape[-1]
-    m = P.safe_shift(jax.lax.stop_gradient(jnp.max(z, axis=-1)).astype(dt))
-    lse = jnp.log(jnp.sum(jnp.exp(z.astype(dt) - m[..., None]), axis=-1))
-    zc, yc, mc = jax.lax.optimization_barrier((z, y, m))
-    # ce from non-negative terms −log p_j: no cancellation. P.times: a class with
-    # Y_j = 0 and a −inf logit contributes 0, not 0·inf = NaN.
-    ce = jnp.sum(P.times(yc.astype(dt), lse[..., None] - (zc.astype(dt) - mc[..., None])), axis=-1)
-    # ΣY as a matrix-vector product: as a row sum, XLA fuses it into the gradient pass
-    # and materialises z − m (and for 16-bit Y a float32 copy of Y) there (measured).
-    ysum = jax.lax.dot_general(y, jnp.ones((k,), y.dtype), (((y.ndim - 1,), (0,)), ((), ())),
-                               preferred_element_type=dt)
-    # The class mean from the exactly scaled z·s − m·s: z − m overflows for logits near ±3e38.
     s = P.sum_scale(k)
-    scaled = jax.lax.optimization_barrier(z).astype(dt) * s - (m * s)[..., None]
-    _, mean = P.finish_sums(jnp.sum(scaled, axis=-1), k)
+    big = jnp.finfo(dt).max
+    m = P.safe_shift(jax.lax.stop_gradient(jnp.max(z, axis=-1)).astype(dt))
+    lse = jnp.log(P.row_sum(lambda a, r, _: jnp.exp(a[0].astype(dt) - r[0]), (z,), (m,)))
+    # Each pass gets its own operands (see above): m/2 here, m for the mean, a barrier on Y for ΣY.
+    zc, yc, mc = jax.lax.optimization_barrier((z, y, m * 0.5))
+    ysum = _label_mass(jax.lax.optimization_barrier(y), dt)
+    below = P.row_sum(lambda a, r, _: a[1].astype(dt) * jnp.minimum(r[0] - a[0].astype(dt) * 0.5, big),
+                      (zc, yc), (mc,))
+    ce = lse * ysum + below * 2.0
+    # The class mean from the exactly scaled z·s − m·s: z − m overflows for logits near ±3e38.
+    zs, ms, _ = jax.lax.optimization_barrier((z, m, lse))
+    _, mean = P.finish_sums(P.row_sum(lambda a, r, _: a[0].astype(dt) * s - r[0] * s, (zs,), (ms,)), k)
     return (m, lse, ce, mean), ysum
 
 
@@ -68,13 +90,16 @@ def _dense_stats(z, y, keep):
 
 def _dense_stats_fwd(z, y, keep):
     out, ysum = _fwd_values(z, y)
-    return out, (z, y, keep, out[0], out[1], ysum)
+    return out, (z, y, keep, out[0], out[1], ysum, out[2], out[3])
 
 
 def _dense_stats_bwd(res, g):
-    z, y, keep, m, lse, ysum = res
+    z, y, keep, m, lse, ysum, ce, mean = res
     _, g_lse, g_ce, g_mean = g
     dt = P.compute_dtype(z.dtype)
+    # m after the forward's sums: every read of z comes before the gradient is written, so a
+    # donated z is overwritten in place instead of copied (see primitives.after).
+    m = P.after(m, ce, mean)
     # See _fwd_values: no z − m shared with the forward (lse makes this barrier differ from
     # the forward's, which CSE would otherwise merge it with).
     z, y, m, _ = jax.lax.optimization_barrier((z, y, m, lse))
@@ -115,7 +140,7 @@ def _prepare(logits, labels, epsilon, where):
             f"tf_onehot labels must have the logits' shape {logits.shape}, got {labels.shape}"
         )
     if P.is_concrete(labels) and labels.size:
-        lab = np.asarray(labels, dtype=np.float64)
+        lab = np.asarray(labels)  # in its own dtype: no float64 copy of the whole matrix
         if not np.isfinite(lab).all() or (lab < 0).any():
             raise ValueError("tf_onehot labels must be finite and non-negative (a one-hot or probability matrix)")
     mask = P.checked_where(where, logits.shape[:-1])
