@@ -7,7 +7,9 @@ which calls each benchmarked function once -- uses the tiny ``QUICK_SHAPES``
 so that the files stay cheap plain tests. Override with the environment
 variable ``LSBENCH_BENCH_SHAPES=full|quick``; narrow the cases with
 ``LSBENCH_BENCH_CASES`` (comma-separated globs, as ``python -m lsbench bench
---cases``), e.g. ``LSBENCH_BENCH_CASES='uniform,optax,torch' pytest --benchmark-only``.
+--cases``; the peers of a selected recipe stay); the catalogue's newer recipes run at
+``lsbench.bench.MORE_RECIPE_SHAPES`` on full runs (``LSBENCH_BENCH_RECIPES=all``: at
+every shape), e.g. ``LSBENCH_BENCH_CASES='uniform,optax,torch' pytest --benchmark-only``.
 
 At the end of a timed run the terminal summary prints each case's median as a
 ratio to the floors and peers of its group (``lsbench.bench.measure.compute_ratios``)
@@ -49,7 +51,10 @@ def pytest_generate_tests(metafunc):
     linear = "linear" in metafunc.function.__name__
     shapes = () if linear else (bench.SHAPES if full else bench.QUICK_SHAPES)
     linear_shapes = (bench.LINEAR_SHAPES if full else bench.QUICK_LINEAR_SHAPES) if linear else ()
-    cases = bench.make_cases(shapes, bench.DTYPES, linear_shapes)
+    # the newer recipes at bench.MORE_RECIPE_SHAPES on full runs, as `lsbench bench` (LSBENCH_BENCH_RECIPES=all:
+    # at every shape); everywhere on the quick shapes
+    everywhere = not full or os.environ.get("LSBENCH_BENCH_RECIPES", "").strip().lower() == "all"
+    cases = bench.make_cases(shapes, bench.DTYPES, linear_shapes, None if everywhere else bench.MORE_RECIPE_SHAPES)
     patterns = [p.strip() for p in os.environ.get("LSBENCH_BENCH_CASES", "").split(",") if p.strip()]
     cases = bench.select_cases(cases, patterns or None)
     metafunc.parametrize("bench_case", cases, ids=[c.id for c in cases])
@@ -170,8 +175,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         tr.write_line(f"{r['id'][:62]:62s} {r['time_s']['median'] * 1e3:10.3f} {cells}")
     targets = bench.evaluate_targets(results)
     if targets:
+        from lsbench.commands.bench import print_targets
+
         tr.section("lsbench: targets (measured in this run)")
-        for t in targets:
-            met = "n/a" if t["met"] is None else ("met" if t["met"] else "MISSED")
-            val = "--" if t["value"] is None else f"{t['value']:.2f}"
-            tr.write_line(f"{met:6s} {t['name']}: {val} ({t['op']} {t['limit']})")
+        print_targets(targets, log=tr.write_line)

@@ -7,11 +7,14 @@ over repeats so that both see the same load, and prints the ratio of medians and
 (IQR / median of the per-repeat medians)::
 
     PYTHONPATH=. python benchmarks/side_by_side_distillation.py --shapes 256x10,4096x1000 --dtypes float32
+
+It prints the machine's load average before and after (a ratio measured under load is noisier).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -48,7 +51,9 @@ def main(argv=None):
     parser.add_argument("--shapes", default="256x10,256x1000,4096x1000,1024x32000")
     parser.add_argument("--dtypes", default="float32,bfloat16")
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--min-time", type=float, default=0.1, help="seconds of calls per median (default 0.1)")
     args = parser.parse_args(argv)
+    print("load (1, 5, 15 min) before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), flush=True)
     for dtype in args.dtypes.split(","):
         for shape in map(parse_shape, args.shapes.split(",")):
             k1, k2 = jax.random.split(jax.random.PRNGKey(0))
@@ -62,11 +67,12 @@ def main(argv=None):
                 runs = {name: [] for name in fns}
                 for _ in range(args.repeats):
                     for name, fn in fns.items():
-                        runs[name].append(median_of_calls(fn, (s, t)))
+                        runs[name].append(median_of_calls(fn, (s, t), args.min_time))
                 ours, peer = (statistics.median(runs[n]) for n in ("lsbench", "optax"))
                 print(f"{dtype} {'x'.join(map(str, shape))} {mode}: lsbench/optax {ours / peer:.2f} "
                       f"(optax {peer * 1e3:.3f} ms; spread lsbench {relative_spread(runs['lsbench']):.2f}, "
                       f"optax {relative_spread(runs['optax']):.2f})", flush=True)
+    print("load (1, 5, 15 min) after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), flush=True)
 
 
 if __name__ == "__main__":

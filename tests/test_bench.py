@@ -342,3 +342,194 @@ def test_no_cpu_only_assumptions():
     out = prep.sync(prep.run(*prep.setup()))
     assert jnp.allclose(out, 2 * inputs.logits())
     assert jax.devices()[0].platform == bench.environment()["device_platform"]
+
+
+# --------------------------------------------------------------------------- peers, recipes, targets (issue 18)
+
+
+def test_every_catalogue_recipe_is_a_case_with_its_peers():
+    from lsbench.losses import RECIPES
+
+    assert set(bench.RECIPE_NAMES) | set(bench.MORE_RECIPE_NAMES) == set(RECIPES)
+    assert not set(bench.RECIPE_NAMES) & set(bench.MORE_RECIPE_NAMES)
+    shapes = [(4, 10), (8, 1000)]
+    cases = bench.make_cases(shapes, ["float32"], (), more_recipe_shapes=[(8, 1000)])
+    ids = {c.id for c in cases}
+    assert len(ids) == len(cases)
+    named = {(c.shape, c.name) for c in cases if c.impl == "lsbench" and c.mode == "fwd+bwd"}
+    assert {n for s, n in named if s == (8, 1000)} == set(RECIPES)
+    assert {n for s, n in named if s == (4, 10)} == set(bench.RECIPE_NAMES)
+    for mode in ("fwd", "fwd+bwd"):
+        for impl in bench.PEER_IMPLS:
+            assert f"{impl}:kl/{mode}/float32/4x10" in ids  # distillation runs everywhere
+            assert f"{impl}:sigmoid/{mode}/float32/8x1000" in ids
+            assert f"{impl}:sigmoid/{mode}/float32/4x10" not in ids  # no sigmoid recipe there
+    assert len(bench.make_cases(shapes, ["float32"])) > len(cases)  # default: every recipe everywhere
+    assert bench.peer_family("distillation") == "kl" and bench.peer_family("timm_binary") == "sigmoid"
+    assert bench.peer_family("chunked[uniform]") == "ce" and bench.peer_case_name("ce", "torch") == "torch"
+
+
+def test_selecting_a_recipe_keeps_the_peers_its_ratios_need():
+    cases = bench.make_cases([(4, 10)], ["float32"])
+    kept = bench.select_cases(cases, ["distillation"])
+    assert {(c.impl, c.name) for c in kept if c.impl != "floor"} == {
+        ("lsbench", "distillation"), ("optax", "kl"), ("torch", "kl")}
+
+
+@pytest.mark.parametrize("recipe,shape", [("distillation", (6, 11)), ("distillation", (2, 3, 7)),
+                                          ("keras_binary", (6, 11)), ("uniform", (2, 3, 7))])
+def test_each_peer_computes_its_recipes_value_and_gradient(recipe, shape):
+    """The peers are the recipe's computation in another library: same loss, same gradient."""
+    import numpy as np
+
+    inputs = bench.Inputs("float32", shape)
+    family = bench.peer_family(recipe)
+    ours = bench.prepare(bench.Case(recipe, "lsbench", "fwd+bwd", "float32", shape), inputs)
+    value, grad = ours.sync(ours.run(*ours.setup()))
+    for impl in bench.PEER_IMPLS:
+        try:
+            peer = bench.prepare(bench.Case(bench.peer_case_name(family, impl), impl, "fwd+bwd", "float32", shape),
+                                 inputs)
+        except bench.Skip:
+            continue  # torch not installed
+        pv, pg = peer.sync(peer.run(*peer.setup()))
+        pg = np.asarray(pg.detach() if hasattr(pg, "detach") else pg).reshape(shape)
+        pv = pv.detach() if hasattr(pv, "detach") else pv
+        assert float(pv) == pytest.approx(float(value), rel=1e-5, abs=1e-6), impl
+        np.testing.assert_allclose(pg, np.asarray(grad), rtol=1e-4, atol=1e-6, err_msg=impl)
+
+
+def _fake(name, impl, mode, shape, median, dtype="float32"):
+    case = bench.Case(name, impl, mode, dtype, tuple(shape))
+    return {"id": case.id, "name": name, "impl": impl, "mode": mode, "dtype": dtype, "shape": list(shape),
+            "group": case.group, "logits_bytes": case.logits_bytes, "status": "ok", "ratios": {},
+            "time_s": {"median": median}, "memory": {}}
+
+
+def test_targets_follow_the_issue_from_the_results():
+    """Speed-ups scaled with K, each recipe against its own peers, near-fastest, chunked and floors."""
+    res = []
+    for k in (10, 1000, 32000):
+        shape = (8, k)
+        res += [_fake("read", "floor", "floor", shape, 1.0), _fake("read+write", "floor", "floor", shape, 1.0)]
+        res += [_fake("optax", "optax", "fwd+bwd", shape, 4.0), _fake("kl", "optax", "fwd+bwd", shape, 8.0)]
+        res += [_fake("uniform", "lsbench", "fwd+bwd", shape, 2.0), _fake("uniform", "lsbench", "fwd", shape, 1.2),
+                _fake("off_target", "lsbench", "fwd+bwd", shape, 2.4),
+                _fake("distillation", "lsbench", "fwd+bwd", shape, 2.6),
+                _fake("chunked[uniform]", "lsbench-chunked", "fwd+bwd", shape, 3.2)]
+    bench.compute_ratios(res)
+    by_id = {r["id"]: r for r in res}
+    assert by_id["lsbench:distillation/fwd+bwd/float32/8x10"]["peers"] == {"optax": "optax:kl/fwd+bwd/float32/8x10"}
+    targets = bench.evaluate_targets(res)
+    got = {t["name"]: t for t in targets}
+    # 2x over optax: met at K=10 (>= 1) and 1000 (>= 1.5), missed at 32000 (>= 3)
+    assert [got[f"uniform fwd+bwd float32/8x{k} speed-up over optax"]["met"] for k in (10, 1000, 32000)] == [
+        True, True, False]
+    assert got["uniform fwd+bwd float32/8x32000 speed-up over optax"]["limit"] == 3.0
+    assert got["distillation fwd+bwd float32/8x1000 speed-up over optax"]["value"] == pytest.approx(8 / 2.6)
+    near = got["distillation fwd+bwd float32/8x10 over the fastest integer-label recipe"]
+    assert near["value"] == pytest.approx(1.3) and near["met"] is False and "uniform" in near["note"]
+    assert got["off_target fwd+bwd float32/8x10 over the fastest integer-label recipe"]["met"] is True
+    assert got["chunked fwd+bwd float32/8x10 over the plain path"]["value"] == pytest.approx(1.6)
+    assert got["uniform fwd float32/8x10 vs read floor"]["met"] is True
+    assert got["uniform fwd+bwd float32/8x10 vs read+write floor"]["value"] == pytest.approx(2.0)
+    assert not any("PyTorch" in n for n in got)  # no torch result here: no torch target
+    assert all(t["kind"] and t["group"] for t in targets)
+
+
+@pytest.fixture(scope="module")
+def recipes_run(tmp_path_factory):
+    """A ``--quick`` run of the newer recipes and distillation (float32), every peer family."""
+    out = tmp_path_factory.mktemp("bench-recipes")
+    rc = main(["bench", "--quick", "--no-progress", "--dtypes", "float32", "--rss", "none", "--linear-shapes",
+               "none", "--cases", "uniform,distillation,keras_binary,timm_binary,flax_kl,chunked*", "--out", str(out)])
+    (path,) = (out / "results").glob("bench-*.json")
+    return rc, out, json.loads(path.read_text())
+
+
+def test_quick_run_divides_each_recipe_by_its_own_peers(recipes_run):
+    rc, out, doc = recipes_run
+    assert rc == 0
+    bench.validate(doc)
+    assert doc["schema"] == "lsbench.bench/2" and set(doc["peers"]) == {"ce", "kl", "sigmoid"}
+    assert doc["settings"]["more_recipe_shapes"] is None and doc["settings"]["temperature"] == 2.0
+    res = {r["id"]: r for r in doc["results"]}
+    g = "float32/2x8x100"
+    for recipe, peer in (("distillation", "kl"), ("keras_binary", "sigmoid"), ("flax_kl", "optax")):
+        r = res[f"lsbench:{recipe}/fwd+bwd/{g}"]
+        assert r["peers"]["optax"] == f"optax:{peer}/fwd+bwd/{g}"
+        ref = res[r["peers"]["optax"]]
+        assert r["ratios"]["optax"] == pytest.approx(r["time_s"]["median"] / ref["time_s"]["median"])
+    kinds = {t["kind"] for t in doc["targets"]}
+    assert {"fwd+bwd speed-up over optax (its peer)", "fwd+bwd within 1.25x of the fastest integer-label recipe",
+            "chunked fwd+bwd within 1.5x of plain"} <= kinds
+    md = (out / "tables" / "bench.md").read_text()
+    assert "## targets: met / evaluated" in md and f"| {g} |" in md and "## targets missed" in md
+
+
+def test_settings_time_the_newer_recipes_at_a_subset_by_default(capsys):
+    assert bench.Settings.make().more_recipe_shapes == bench.MORE_RECIPE_SHAPES
+    assert bench.Settings.make(quick=True).more_recipe_shapes is None
+    assert bench.Settings.make(more_recipe_shapes="all").more_recipe_shapes is None
+    assert bench.Settings.make(more_recipe_shapes=[(4, 10)]).more_recipe_shapes == ((4, 10),)
+    assert set(bench.MORE_RECIPE_SHAPES) <= set(bench.SHAPES)
+    assert {s[-1] for s in bench.MORE_RECIPE_SHAPES} >= {10, 1000, 32000}  # every speed-up threshold
+    assert main(["bench", "--more-recipe-shapes", "12xq", "--out", "/nonexistent"]) == 2
+    assert "bad shape" in capsys.readouterr().err
+
+
+def test_the_report_compares_ratios_before_and_after(recipes_run, tmp_path):
+    """The closing note's table: the committed (schema 1) file as before, this run as after."""
+    from pathlib import Path
+
+    from lsbench.report.bench import machine_table, parse_bench, ratio_comparison, target_matrix_markdown
+    from lsbench.report.results import read_json
+
+    _, _, after = recipes_run
+    committed = Path(__file__).resolve().parents[1] / "paper" / "results" / "bench-cpu-amd-epyc-2c.json"
+    before = json.loads(committed.read_text())
+    text = ratio_comparison(before, after)
+    assert "| float32 | 2x8x100 | distillation | -- |" in text and "| float32 | 1024x32000 | uniform |" in text
+    if before["schema"] == "lsbench.bench/1":
+        assert "one-hot cross-entropy peers" in text and "| distillation | " in text and "*" in text
+        legacy = machine_table(parse_bench(read_json(committed), "x"), "float32")
+        assert any("one-hot cross-entropy peers" in n for n in legacy.notes)
+    fresh = tmp_path / "bench-new.json"
+    fresh.write_text(json.dumps(after))
+    assert not any("one-hot" in n for n in machine_table(parse_bench(read_json(fresh), "x"), "float32").notes)
+    lines = target_matrix_markdown(after["targets"])
+    assert lines[0].startswith("| target | float32/2x8x100")
+    assert all(line.count("|") == lines[0].count("|") for line in lines)
+
+
+def test_compare_script_and_gpu_script_run_on_the_cpu(recipes_run, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    _, out, _ = recipes_run
+    (after,) = (out / "results").glob("bench-*.json")
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    md = tmp_path / "ratios.md"
+    subprocess.run([sys.executable, str(repo / "benchmarks" / "compare_bench.py"), str(after), str(after),
+                    "--out", str(md)], check=True, env=env, cwd=repo)
+    assert "× optax before" in md.read_text()
+    script = str(repo / "benchmarks" / "gpu.sh")
+    env["PYTHON"] = sys.executable
+    dry = subprocess.run(["bash", script, "--dry-run"], capture_output=True, text=True, env=env, check=True)
+    assert "--more-recipe-shapes all" in dry.stdout and "--max-passes 5" in dry.stdout
+    bad = subprocess.run(["bash", script, "--nope"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "unknown argument" in bad.stderr
+    if jax.default_backend() == "cpu":
+        refused = subprocess.run(["bash", script], capture_output=True, text=True, env=env)
+        assert refused.returncode == 2 and "no accelerator" in refused.stderr
+    run = subprocess.run(["bash", script, "--quick", "--out", str(tmp_path / "gpu"), "--", "--dtypes", "float32",
+                          "--cases", "uniform", "--linear-shapes", "none", "--rss", "none"],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    (path,) = (tmp_path / "gpu" / "results").glob("bench-*.json")
+    doc = json.loads(path.read_text())
+    assert doc["environment"]["env"].get("XLA_PYTHON_CLIENT_PREALLOCATE") == "false"
+    assert path.name == f"bench-{doc['machine']}.json"

@@ -11,18 +11,30 @@ Every case is one callable on inputs built once per ``(shape, dtype)`` group
 (logits ``N(0, 2²)``, uniform integer labels, ε = 0.1):
 
 * **recipes** (``impl="lsbench"``): ``jax.jit`` of ``RECIPES[name].loss``
-  (``fwd``) or of ``jax.value_and_grad`` of it (``fwd+bwd``), for every recipe;
-  ``tf_onehot`` gets a one-hot label matrix, ``distillation`` teacher logits;
+  (``fwd``) or of ``jax.value_and_grad`` of it (``fwd+bwd``), for every recipe
+  of the catalogue: the original seven (``RECIPE_NAMES``) at every shape, the
+  newer ten (``MORE_RECIPE_NAMES``) at ``MORE_RECIPE_SHAPES`` by default
+  (``--more-recipe-shapes all``: everywhere; ``settings.more_recipe_shapes``
+  says which); dense-label recipes (``tf_onehot``, ``keras_binary``) get a
+  one-hot label matrix, ``distillation`` teacher logits (T = 2);
 * **chunked** (``impl="lsbench-chunked"``, name ``chunked[uniform]``):
   :func:`lsbench.losses.chunked.loss` with ``chunk_size`` classes per block;
 * **donated** (mode ``fwd+bwd:donated``, ``uniform`` and ``chunked[uniform]``):
   ``jax.jit(value_and_grad(...), donate_argnums=0)``, a fresh copy of the
   logits per round (made outside the timed region), as in a training step where
   the logits die at the loss;
-* **peers**: optax (``softmax_cross_entropy(z, smooth_labels(one_hot(y), ε))``,
-  mean, jitted) and PyTorch (``F.cross_entropy(z, y, label_smoothing=ε)``,
-  ``torch.autograd.grad`` for ``fwd+bwd``, ``torch.set_num_threads(cores)``;
-  skipped with a note when torch is not installed);
+* **peers**, one family per kind of recipe (``PEERS``, recorded in the file's
+  ``peers``), each in optax (jitted) and PyTorch (``torch.autograd.grad`` for
+  ``fwd+bwd``, ``torch.set_num_threads(cores)`` on a CPU; skipped with a note
+  when torch is not installed): ``ce`` (cases ``optax``/``torch``:
+  ``softmax_cross_entropy(z, smooth_labels(one_hot(y), ε)).mean()`` and
+  ``F.cross_entropy(z, y, label_smoothing=ε)``) for the softmax recipes;
+  ``kl`` (case ``kl``: ``T²·kl_divergence(log_softmax(s/T), softmax(t/T)).mean()``
+  and ``F.kl_div(..., reduction="batchmean")·T²``) for ``distillation``;
+  ``sigmoid`` (case ``sigmoid``: ``sigmoid_binary_cross_entropy(z, (1-ε)·one_hot(y)
+  + ε/2).mean()`` and ``F.binary_cross_entropy_with_logits``) for the sigmoid
+  recipes (``keras_binary``, ``timm_binary``, ``mmpretrain_multilabel``: the
+  same work whatever the affine smoothing of the one-hot);
 * **floors**, same inputs: ``read`` = ``jax.jit(max over the class axis)`` (one
   read pass), ``read+write`` = ``np.multiply(z, 2, out=buf)`` into a
   preallocated buffer (bfloat16: ``np.bitwise_xor(u16, 0x8000, out=buf)``, the
@@ -48,8 +60,9 @@ calls and about ``min_time_s / min_passes`` seconds, at most ``max_rounds``
 calls. Reported: median, quartiles, IQR, min, mean and number of all calls,
 the spread, the passes and each pass's median. Ratios divide a case's median
 by the median of a reference of the same group, timed in the same passes:
-``ratios[ref] = t_case / t_ref`` for the floors and for the peer of the same
-mode (``< 1`` = faster than the peer). The machine's load average is recorded
+``ratios[ref] = t_case / t_ref`` for the floors and for the peers of the case's
+family in the same mode (``ratios.optax``, ``ratios.torch``; ``peers`` gives
+the ids divided by; ``< 1`` = faster than the peer). The machine's load average is recorded
 before and after the run.
 
 Memory ("peak extra memory beyond the inputs"), two measurements:
@@ -76,13 +89,19 @@ is not measured (host memory says nothing of device arrays;
 ``extra_ratio = extra_bytes / logits_bytes`` (for linear cases: relative to the
 ``[N, K]`` logits the fused path avoids).
 
-Results JSON (``<out>/results/bench-<machine>.json``, schema ``lsbench.bench/1``)
+Results JSON (``<out>/results/bench-<machine>.json``, schema ``lsbench.bench/2``)
 ================================================================================
+
+Schema 2 (this one) differs from 1 in meaning: a recipe's ``ratios.optax`` /
+``ratios.torch`` divide by the peers of its own family (in 1, distillation was
+divided by the one-hot cross-entropy), and it adds ``peers`` (document and
+result), ``settings.more_recipe_shapes``, ``settings.temperature`` and each
+target's ``kind`` and ``group``. The report reads both.
 
 ::
 
     {
-      "schema": "lsbench.bench/1",
+      "schema": "lsbench.bench/2",
       "machine": "cpu-amd-epyc-2c",          # cpu-<model>-<cores>c or gpu-<device kind>
       "created": "2026-11-22T21:40:00Z",     # UTC, ISO 8601
       "git": {"commit": "<sha or null>", "dirty": bool | null},
@@ -102,8 +121,11 @@ Results JSON (``<out>/results/bench-<machine>.json``, schema ``lsbench.bench/1``
                    "dtypes": [...], "cases": [pattern, ...] | null, "epsilon": 0.1,
                    "chunk_size": int, "linear_chunk_size": int, "min_rounds": int,
                    "max_rounds": int, "min_time_s": float, "rss": "auto" | "all" | "none",
-                   "timing": "interleaved", "noise_bound": 0.05, "min_passes": 3, "max_passes": 10},
+                   "timing": "interleaved", "noise_bound": 0.05, "min_passes": 3, "max_passes": 10,
+                   "temperature": 2.0, "more_recipes": [name, ...],
+                   "more_recipe_shapes": [[N, K], ...] | null},   # null: the newer recipes at every shape
       "floors": {"read": str, "read+write": str, "xla-write": str},   # descriptions
+      "peers": {"ce" | "kl" | "sigmoid": {"optax": str, "torch": str}},   # what each peer computes
       "results": [
         {"id": "lsbench:uniform/fwd+bwd/float32/1024x32000",
          "name": "uniform", "impl": "lsbench" | "lsbench-chunked" | "lsbench-linear" | "unfused"
@@ -119,14 +141,16 @@ Results JSON (``<out>/results/bench-<machine>.json``, schema ``lsbench.bench/1``
          "noisy": bool,                       # spread > noise_bound after max_passes (new)
          "ratios": {"read": float, "read+write": float, "xla-write": float,
                     "optax": float, "torch": float, "unfused": float},   # present keys only
+         "peers": {"optax": id, "torch": id},  # the peer cases ratios.optax / ratios.torch divide by
          "memory": {"xla": {"temp_bytes", "output_bytes", "alias_bytes", "argument_bytes",
                             "extra_bytes": int, "extra_ratio": float} | null,
                     "rss": {"extra_bytes": int, "extra_ratio": float, "method": str} | null}},
         ...
       ],
       "targets": [
-        {"name": str, "case": id, "metric": str, "value": float | null,
-         "op": "<=" | ">=", "limit": float, "met": bool | null, "note": str | null}, ...
+        {"name": str, "kind": str, "group": "<dtype>/<shape>", "case": id, "metric": str,
+         "value": float | null, "op": "<=" | ">=", "limit": float, "met": bool | null,
+         "note": str | null}, ...     # see lsbench.bench.measure.evaluate_targets
       ]
     }
 
@@ -140,16 +164,20 @@ throughput tables and figure by ``python -m lsbench paper``).
 """
 
 from lsbench.bench.cases import (CHUNK_SIZE, DTYPES, EPSILON, FLOORS, LINEAR_CHUNK_SIZE, LINEAR_SHAPES,
-                                 QUICK_CHUNK_SIZE, QUICK_LINEAR_SHAPES, QUICK_SHAPES, RECIPE_NAMES, SHAPES, Case,
-                                 Inputs, Prepared, Skip, make_cases, parse_shape, prepare, select_cases, shape_str)
-from lsbench.bench.measure import (compute_ratios, evaluate_targets, find_result, relative_spread, summarize,
-                                   time_interleaved)
+                                 MORE_RECIPE_NAMES, MORE_RECIPE_SHAPES, PEER_IMPLS, PEERS, QUICK_CHUNK_SIZE,
+                                 QUICK_LINEAR_SHAPES, QUICK_SHAPES, RECIPE_NAMES, SHAPES, SIGMOID_RECIPES, TEMPERATURE,
+                                 Case, Inputs, Prepared, Skip, make_cases, parse_shape, peer_case_name, peer_family,
+                                 prepare, recipe_second_input, recipes_at, select_cases, shape_str)
+from lsbench.bench.measure import (compute_ratios, evaluate_targets, find_result, relative_spread, speed_up_limit,
+                                   summarize, time_interleaved)
 from lsbench.bench.memory import (RSS_ACCELERATOR_NOTE, RSS_MIN_BYTES, RSS_NAMES, measure_rss, measure_rss_here,
                                   rss_applies, wants_rss, xla_memory)
 from lsbench.bench.run import (SCHEMA, Settings, environment, machine_id, machine_name, noisy_cases, results_path,
                                run_suite, validate, write_results)
 
 __all__ = [
+    "MORE_RECIPE_NAMES", "MORE_RECIPE_SHAPES", "PEER_IMPLS", "PEERS", "SIGMOID_RECIPES", "TEMPERATURE",
+    "peer_case_name", "peer_family", "recipe_second_input", "recipes_at", "speed_up_limit",
     "CHUNK_SIZE", "DTYPES", "EPSILON", "FLOORS", "LINEAR_CHUNK_SIZE", "LINEAR_SHAPES", "QUICK_CHUNK_SIZE",
     "QUICK_LINEAR_SHAPES", "QUICK_SHAPES", "RECIPE_NAMES", "RSS_ACCELERATOR_NOTE", "RSS_MIN_BYTES", "RSS_NAMES",
     "SCHEMA", "SHAPES", "Case", "Inputs", "Prepared", "Settings", "Skip", "compute_ratios", "environment",

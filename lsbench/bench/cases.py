@@ -32,6 +32,23 @@ LINEAR_SHAPES: tuple[tuple[int, int, int], ...] = ((256, 256, 32000), (256, 256,
 QUICK_LINEAR_SHAPES: tuple[tuple[int, int, int], ...] = ((16, 8, 100), (16, 8, 300))
 DTYPES = ("float32", "bfloat16")
 RECIPE_NAMES = ("uniform", "off_target", "fastai", "tf_onehot", "fastreid", "speech_transformer", "distillation")
+# The catalogue's newer recipes: timed at MORE_RECIPE_SHAPES by default (``--more-recipe-shapes all``: everywhere),
+# which keeps the default run near its old length.
+MORE_RECIPE_NAMES = ("flax_kl", "opennmt", "hf_label_smoother", "fairseq_v0_10", "fairseq", "poly",
+                     "label_relaxation", "keras_binary", "timm_binary", "mmpretrain_multilabel")
+MORE_RECIPE_SHAPES: tuple[tuple[int, ...], ...] = ((256, 10), (256, 1000), (1024, 32000))  # K = 10, 1000, 32000
+SIGMOID_RECIPES = ("keras_binary", "timm_binary", "mmpretrain_multilabel")
+TEMPERATURE = 2.0  # distillation's case (the recipe's default)
+PEER_IMPLS = ("optax", "torch")
+#: What each peer family computes, per library; a recipe is timed against the family of its own computation.
+PEERS = {
+    "ce": {"optax": "optax.softmax_cross_entropy(z, optax.smooth_labels(one_hot(y), eps)).mean()",
+           "torch": "F.cross_entropy(z, y, label_smoothing=eps)"},
+    "kl": {"optax": "T**2 * optax.kl_divergence(jax.nn.log_softmax(s / T), jax.nn.softmax(t / T)).mean()",
+           "torch": "F.kl_div(F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction='batchmean') * T**2"},
+    "sigmoid": {"optax": "optax.sigmoid_binary_cross_entropy(z, (1 - eps) * one_hot(y) + eps / 2).mean()",
+                "torch": "F.binary_cross_entropy_with_logits(z, (1 - eps) * one_hot(y) + eps / 2)"},
+}
 FLOORS = {
     "read": "jax.jit(max over the class axis): one read pass over the logits",
     "read+write": "np.multiply(z, 2, out=buf) into a preallocated buffer (bfloat16: bitwise_xor of the uint16 "
@@ -93,18 +110,49 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+def peer_family(name: str) -> str:
+    """The peer family (a key of :data:`PEERS`) of a recipe or peer case name: ``kl`` for distillation,
+    ``sigmoid`` for the sigmoid recipes, else ``ce`` (smoothed softmax cross-entropy)."""
+    if name in ("distillation", "kl"):
+        return "kl"
+    if name in (*SIGMOID_RECIPES, "sigmoid"):
+        return "sigmoid"
+    return "ce"
+
+
+def peer_case_name(family: str, impl: str) -> str:
+    """The case name of a peer: ``optax`` / ``torch`` for the cross-entropy family (as before), else the family."""
+    return impl if family == "ce" else family
+
+
+def recipes_at(shape: Sequence[int], more_recipe_shapes: Iterable[Sequence[int]] | None = None) -> tuple[str, ...]:
+    """The recipes timed at ``shape``: the original seven, and the newer ones where ``more_recipe_shapes``
+    (None: every shape) has it."""
+    if more_recipe_shapes is None or tuple(shape) in {tuple(s) for s in more_recipe_shapes}:
+        return RECIPE_NAMES + MORE_RECIPE_NAMES
+    return RECIPE_NAMES
+
+
 def make_cases(shapes: Iterable[Sequence[int]], dtypes: Iterable[str],
-               linear_shapes: Iterable[Sequence[int]] = ()) -> list[Case]:
-    """Every case, grouped by (dtype, shape): floors first, then peers, then lsbench."""
+               linear_shapes: Iterable[Sequence[int]] = (),
+               more_recipe_shapes: Iterable[Sequence[int]] | None = None) -> list[Case]:
+    """Every case, grouped by (dtype, shape): floors first, then peers, then lsbench.
+
+    The newer recipes (:data:`MORE_RECIPE_NAMES`) run at the shapes of ``more_recipe_shapes`` only
+    (None: at every shape); each shape gets the peer families its recipes need."""
     cases: list[Case] = []
+    more = None if more_recipe_shapes is None else [tuple(int(s) for s in x) for x in more_recipe_shapes]
     for dtype in dtypes:
         for shape in shapes:
             shape = tuple(int(s) for s in shape)
+            recipes = recipes_at(shape, more)
+            families = list(dict.fromkeys(["ce", *(peer_family(r) for r in recipes)]))
             cases += [Case(f, "floor", "floor", dtype, shape) for f in FLOORS]
             for mode in ("fwd", "fwd+bwd"):
-                cases += [Case("optax", "optax", mode, dtype, shape), Case("torch", "torch", mode, dtype, shape)]
+                cases += [Case(peer_case_name(fam, impl), impl, mode, dtype, shape)
+                          for fam in families for impl in PEER_IMPLS]
             for mode in ("fwd", "fwd+bwd"):
-                cases += [Case(r, "lsbench", mode, dtype, shape) for r in RECIPE_NAMES]
+                cases += [Case(r, "lsbench", mode, dtype, shape) for r in recipes]
             cases.append(Case("uniform", "lsbench", "fwd+bwd:donated", dtype, shape))
             for mode in ("fwd", "fwd+bwd", "fwd+bwd:donated"):
                 cases.append(Case("chunked[uniform]", "lsbench-chunked", mode, dtype, shape))
@@ -117,15 +165,19 @@ def make_cases(shapes: Iterable[Sequence[int]], dtypes: Iterable[str],
 
 
 def select_cases(cases: Sequence[Case], patterns: Sequence[str] | None) -> list[Case]:
-    """Cases whose name, ``impl:name`` or id matches a glob; floors always stay (ratios need them)."""
+    """Cases whose name, ``impl:name`` or id matches a glob; floors always stay, and so do the peers of
+    every selected recipe in its group (ratios need them)."""
     if not patterns:
         return list(cases)
-    keep = []
-    for c in cases:
+
+    def matches(c):
         keys = (c.name, f"{c.impl}:{c.name}", c.id, f"{c.name}/{c.mode}")
-        if c.impl == "floor" or any(fnmatch.fnmatchcase(k, p) for p in patterns for k in keys):
-            keep.append(c)
-    return keep
+        return any(fnmatch.fnmatchcase(k, p) for p in patterns for k in keys)
+
+    chosen = [c for c in cases if matches(c)]
+    peers = {(c.group, peer_family(c.name)) for c in chosen if c.impl.startswith("lsbench")}
+    return [c for c in cases if c.impl == "floor" or matches(c)
+            or (c.impl in PEER_IMPLS and (c.group, peer_family(c.name)) in peers)]
 
 
 # --------------------------------------------------------------------------
@@ -248,19 +300,54 @@ def _recipe_fn(name):
     from lsbench.losses import RECIPES
 
     loss = RECIPES[name].loss
-    eps_key = "temperature" if name == "distillation" else "epsilon"
-    value = 2.0 if name == "distillation" else EPSILON
-    return lambda z, y: loss(z, y, **{eps_key: value})
+    params = {"temperature": TEMPERATURE} if name == "distillation" else {"epsilon": EPSILON}
+    return lambda z, y: loss(z, y, **params)
 
 
-def _optax_fn(k):
+def recipe_second_input(name: str, inputs: "Inputs"):
+    """A recipe's second argument: labels, a one-hot matrix (dense recipes) or teacher logits (distillation)."""
+    from lsbench.losses import RECIPES
+
+    kind = RECIPES[name].labels
+    return {"dense": inputs.onehot, "logits": inputs.teacher}.get(kind, inputs.labels)()
+
+
+def _optax_fn(family: str, k: int):
+    """The optax peer of a family (see :data:`PEERS`), a function of ``(logits, labels or teacher)``."""
     import jax
     import optax
 
-    def f(z, y):
-        q = optax.smooth_labels(jax.nn.one_hot(y, k), EPSILON)
-        return optax.softmax_cross_entropy(z, q).mean()
+    if family == "kl":
+        def f(s, t):
+            kl = optax.kl_divergence(jax.nn.log_softmax(s / TEMPERATURE), jax.nn.softmax(t / TEMPERATURE))
+            return TEMPERATURE ** 2 * kl.mean()
+    elif family == "sigmoid":
+        def f(z, y):
+            target = (1 - EPSILON) * jax.nn.one_hot(y, k, dtype=z.dtype) + EPSILON / 2
+            return optax.sigmoid_binary_cross_entropy(z, target).mean()
+    else:
+        def f(z, y):
+            q = optax.smooth_labels(jax.nn.one_hot(y, k), EPSILON)
+            return optax.softmax_cross_entropy(z, q).mean()
     return f
+
+
+def _torch_loss(family: str, k: int):
+    """The PyTorch peer of a family (see :data:`PEERS`) on ``[rows, K]`` tensors."""
+    import torch.nn.functional as F
+
+    if family == "kl":
+        def loss(s, t):
+            return F.kl_div(F.log_softmax(s / TEMPERATURE, dim=-1), F.softmax(t / TEMPERATURE, dim=-1),
+                            reduction="batchmean") * TEMPERATURE ** 2
+    elif family == "sigmoid":
+        def loss(z, y):
+            target = (1 - EPSILON) * F.one_hot(y, k).to(z.dtype) + EPSILON / 2
+            return F.binary_cross_entropy_with_logits(z, target)
+    else:
+        def loss(z, y):
+            return F.cross_entropy(z, y, label_smoothing=EPSILON)
+    return loss
 
 
 def _torch_prepared(case: Case, inputs: Inputs) -> Prepared:
@@ -268,28 +355,34 @@ def _torch_prepared(case: Case, inputs: Inputs) -> Prepared:
         torch = importlib.import_module("torch")
     except ImportError:
         raise Skip("torch is not installed (pip install -e '.[peers]')") from None
-    import torch.nn.functional as F
 
     device = _torch_device(torch)
     if device == "cpu":
         torch.set_num_threads(usable_cores())
     k = case.shape[-1]
-    z = torch.from_numpy(np.array(inputs.logits(), dtype=np.float32)).reshape(-1, k)
-    if case.dtype == "bfloat16":
-        z = z.to(torch.bfloat16)
-    y = torch.from_numpy(np.array(inputs.labels(), dtype=np.int64)).reshape(-1)
-    z, y = z.to(device), y.to(device)
+    family = peer_family(case.name)
+
+    def tensor(a):  # [rows, K] in the case's dtype, on the peer's device
+        t = torch.from_numpy(np.array(a, dtype=np.float32)).reshape(-1, k)
+        return (t.to(torch.bfloat16) if case.dtype == "bfloat16" else t).to(device)
+
+    z = tensor(inputs.logits())
+    if family == "kl":
+        y = tensor(inputs.teacher())
+    else:
+        y = torch.from_numpy(np.array(inputs.labels(), dtype=np.int64)).reshape(-1).to(device)
+    loss = _torch_loss(family, k)
     if case.mode == "fwd":
         def run(z, y):
             with torch.inference_mode():
-                return F.cross_entropy(z, y, label_smoothing=EPSILON)
+                return loss(z, y)
     elif case.mode == "fwd+bwd":
         z.requires_grad_(True)
 
         def run(z, y):
-            loss = F.cross_entropy(z, y, label_smoothing=EPSILON)
-            (g,) = torch.autograd.grad(loss, z)
-            return loss, g
+            value = loss(z, y)
+            (g,) = torch.autograd.grad(value, z)
+            return value, g
     else:
         raise Skip(f"no torch case for mode {case.mode}")
     sync = (lambda out: (torch.cuda.synchronize(), out)[1]) if device == "cuda" else (lambda out: out)
@@ -350,8 +443,9 @@ def prepare(case: Case, inputs: Inputs, *, chunk_size: int = CHUNK_SIZE,
             f = jax.value_and_grad(f, argnums=(0, 1))
         return _jax_prepared(f, (hid, w, y))
     if case.impl == "optax":
-        f = _optax_fn(case.shape[-1])
-        second = inputs.labels()
+        family = peer_family(case.name)
+        f = _optax_fn(family, case.shape[-1])
+        second = inputs.teacher() if family == "kl" else inputs.labels()
     elif case.impl == "lsbench-chunked":
         from lsbench.losses import chunked
 
@@ -360,7 +454,7 @@ def prepare(case: Case, inputs: Inputs, *, chunk_size: int = CHUNK_SIZE,
         second = inputs.labels()
     else:
         f = _recipe_fn(case.name)
-        second = {"tf_onehot": inputs.onehot, "distillation": inputs.teacher}.get(case.name, inputs.labels)()
+        second = recipe_second_input(case.name, inputs)
     if case.mode == "fwd":
         return _jax_prepared(f, (inputs.logits(), second))
     if case.mode == "fwd+bwd":

@@ -20,7 +20,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from lsbench.bench.cases import DTYPES, FLOORS, Prepared
+from lsbench.bench.cases import DTYPES, FLOORS, PEER_IMPLS, Prepared, peer_case_name, peer_family
 from lsbench.bench.memory import RSS_MIN_BYTES
 
 #: The clock of every timed call (a module attribute, so a test can put a fake clock in its place).
@@ -112,7 +112,10 @@ def time_interleaved(preps: Mapping[str, Prepared], *, min_rounds: int = 5, max_
 
 
 def compute_ratios(results: list[dict]) -> None:
-    """Fill ``ratios`` of every ok result from the floors and peers of its group (in place)."""
+    """Fill ``ratios`` (and ``peers``: the ids divided by) of every ok result from the floors and peers of its
+    group, in place. A recipe's peers are those of its own family (:func:`lsbench.bench.cases.peer_family`:
+    distillation against the KL peers, the sigmoid recipes against sigmoid BCE, the rest against the
+    smoothed cross-entropy)."""
     by = {(r["group"], r["impl"], r["name"], r["mode"]): r for r in results if r["status"] == "ok"}
     for r in results:
         if r["status"] != "ok" or r["impl"] == "floor":
@@ -124,10 +127,14 @@ def compute_ratios(results: list[dict]) -> None:
             if ref and r["impl"] not in ("lsbench-linear", "unfused"):
                 ratios[f] = t / ref["time_s"]["median"]
         peer_mode = "fwd+bwd" if r["mode"].startswith("fwd+bwd") else r["mode"]
-        for peer in ("optax", "torch"):
-            ref = by.get((r["group"], peer, peer, peer_mode))
+        family = peer_family(r["name"])
+        peers = {}
+        for peer in PEER_IMPLS:
+            ref = by.get((r["group"], peer, peer_case_name(family, peer), peer_mode))
             if ref and r["impl"] != peer:
                 ratios[peer] = t / ref["time_s"]["median"]
+                peers[peer] = ref["id"]
+        r["peers"] = peers
         if r["impl"] == "lsbench-linear":
             ref = by.get((r["group"], "unfused", "linear-unfused[uniform]", r["mode"]))
             if ref:
@@ -143,33 +150,82 @@ def find_result(results, impl, name, mode, dtype, shape):
     return None
 
 
+SPEED_UPS = ((32000, 3.0), (1000, 1.5), (0, 1.0))  # (K at least, speed-up over each peer at least)
+NEAR_FASTEST = 1.25   # every recipe within this factor of the fastest integer-label recipe at its shape
+CHUNKED_VS_PLAIN = 1.5
+FLOOR_LIMITS = {"fwd": ("read", 1.5), "fwd+bwd": ("read+write", 2.0), "fwd+bwd:donated": ("read+write", 2.0)}
+
+
+def speed_up_limit(k: int) -> float:
+    """The issue's speed-up target over the peers at ``K = k``: 1 (never slower), 1.5 at K >= 1000, 3 at K >= 32000."""
+    return next(limit for at_least, limit in SPEED_UPS if k >= at_least)
+
+
+def _integer_label(name: str) -> bool:
+    from lsbench.losses import RECIPES
+
+    return name in RECIPES and RECIPES[name].labels == "int"
+
+
 def evaluate_targets(results: list[dict]) -> list[dict]:
-    """The issue's targets, each from the measured results (``met`` None when not measured)."""
+    """The issue's targets, each from the measured results (``met`` None when not measured).
+
+    Each target has a ``kind`` (what is asked) and ``group`` (dtype/shape, where); the report tabulates
+    kind against group. For every recipe, dtype and shape measured (fwd+bwd): the speed-up over each peer
+    of its family (:func:`speed_up_limit`), the time over the fastest integer-label recipe (<= 1.25);
+    chunked over the plain path (<= 1.5, fwd and fwd+bwd); ``uniform`` over the floors at every shape
+    (fwd / read, fwd+bwd and fwd+bwd:donated / read+write); and the memory targets.
+    """
     out = []
 
-    def add(name, r, metric, value, op, limit, note=None):
+    def add(name, r, metric, value, op, limit, note=None, kind=None):
         met = None if value is None else (value <= limit if op == "<=" else value >= limit)
-        out.append({"name": name, "case": r["id"] if r else None, "metric": metric, "value": value,
+        out.append({"name": name, "kind": kind or name, "group": r["group"] if r else None,
+                    "case": r["id"] if r else None, "metric": metric, "value": value,
                     "op": op, "limit": limit, "met": met, "note": note})
 
     def ratio(r, key):
         return None if r is None or r["status"] != "ok" else r.get("ratios", {}).get(key)
 
-    for dtype in DTYPES:
-        fb = find_result(results, "lsbench", "uniform", "fwd+bwd", dtype, (1024, 32000))
-        if fb is None:
-            continue
-        add(f"uniform fwd+bwd {dtype} 1024x32000 vs read+write floor", fb, "t / t_floor", ratio(fb, "read+write"),
-            "<=", 2.0)
-        inv = ratio(fb, "optax")
-        add(f"uniform fwd+bwd {dtype} 1024x32000 speed-up over optax", fb, "t_optax / t",
-            None if not inv else 1 / inv, ">=", 3.0)
-        inv = ratio(fb, "torch")
-        add(f"uniform fwd+bwd {dtype} 1024x32000 speed-up over PyTorch", fb, "t_torch / t",
-            None if not inv else 1 / inv, ">=", 2.0)
+    def median(r):
+        return None if r is None or r["status"] != "ok" else r["time_s"]["median"]
+
+    recipes = [r for r in results if r["impl"] == "lsbench" and r["mode"] == "fwd+bwd"]
+    fastest: dict[str, dict] = {}
+    for r in recipes:
+        if median(r) is not None and _integer_label(r["name"]):
+            if r["group"] not in fastest or median(r) < median(fastest[r["group"]]):
+                fastest[r["group"]] = r
+    for r in recipes:
+        limit = speed_up_limit(r["shape"][-1])
+        for peer, label in (("optax", "optax"), ("torch", "PyTorch")):
+            inv = ratio(r, peer)
+            if r["status"] == "ok" and inv is None:
+                continue  # the peer did not run here (e.g. torch absent): no target to check
+            add(f"{r['name']} fwd+bwd {r['group']} speed-up over {label}", r, f"t_{peer} / t",
+                None if not inv else 1 / inv, ">=", limit, kind=f"fwd+bwd speed-up over {label} (its peer)")
+        best = fastest.get(r["group"])
+        if best is not None and median(r) is not None:
+            add(f"{r['name']} fwd+bwd {r['group']} over the fastest integer-label recipe", r,
+                "t / t_fastest", median(r) / median(best), "<=", NEAR_FASTEST, f"fastest: {best['name']}",
+                kind="fwd+bwd within 1.25x of the fastest integer-label recipe")
     for r in results:
-        if (r["impl"], r["name"], r["mode"]) == ("lsbench", "uniform", "fwd") and r["shape"][-1] >= 1000:
-            add(f"uniform fwd {r['group']} vs read floor", r, "t / t_read", ratio(r, "read"), "<=", 1.5)
+        if r["impl"] != "lsbench-chunked" or r["mode"] not in ("fwd", "fwd+bwd"):
+            continue
+        plain = find_result(results, "lsbench", "uniform", r["mode"], r["dtype"], r["shape"])
+        if median(r) is not None and median(plain) is not None:
+            add(f"chunked {r['mode']} {r['group']} over the plain path", r, "t_chunked / t_plain",
+                median(r) / median(plain), "<=", CHUNKED_VS_PLAIN, kind=f"chunked {r['mode']} within 1.5x of plain")
+    for r in results:
+        if (r["impl"], r["name"]) == ("lsbench", "uniform") and r["mode"] in FLOOR_LIMITS:
+            floor, limit = FLOOR_LIMITS[r["mode"]]
+            add(f"uniform {r['mode']} {r['group']} vs {floor} floor", r, f"t / t_{floor}", ratio(r, floor),
+                "<=", limit, kind=f"uniform {r['mode']} / {floor} floor")
+    _memory_targets(results, add)
+    return out
+
+
+def _memory_targets(results, add) -> None:
     for r in results:
         big = r["logits_bytes"] >= RSS_MIN_BYTES
         if (r["impl"], r["name"], r["mode"]) == ("lsbench", "uniform", "fwd+bwd") and big:
@@ -177,18 +233,17 @@ def evaluate_targets(results: list[dict]) -> list[dict]:
             for kind in ("xla", "rss"):
                 if mem.get(kind):
                     add(f"uniform fwd+bwd {r['group']} extra memory ({kind})", r, "extra / logits",
-                        mem[kind]["extra_ratio"], "<=", 1.25)
+                        mem[kind]["extra_ratio"], "<=", 1.25, kind=f"uniform fwd+bwd extra memory ({kind})")
     for dtype in DTYPES:
         for mode in ("fwd+bwd:donated", "fwd+bwd", "fwd"):
             r = find_result(results, "lsbench-chunked", "chunked[uniform]", mode, dtype, (256, 128000))
             mem = (r or {}).get("memory") or {}
             for kind in ("xla", "rss"):
                 if mem.get(kind):
-                    note = None if mode == "fwd+bwd:donated" else (
-                        "includes the gradient's own buffer (1x): only a donated call can write it in place"
-                        if mode == "fwd+bwd" else None)
+                    note = ("includes the gradient's own buffer (1x): only a donated call can write it in place"
+                            if mode == "fwd+bwd" else None)
                     add(f"chunked {mode} {dtype} 256x128000 extra memory ({kind})", r, "extra / logits",
-                        mem[kind]["extra_ratio"], "<=", 0.25, note)
+                        mem[kind]["extra_ratio"], "<=", 0.25, note, kind=f"chunked {mode} extra memory ({kind})")
     lin = [r for r in results if r["impl"] == "lsbench-linear" and r["mode"] == "fwd+bwd" and r["status"] == "ok"
            and (r.get("memory") or {}).get("xla")]
     for dtype in DTYPES:
@@ -198,5 +253,5 @@ def evaluate_targets(results: list[dict]) -> list[dict]:
                 ta, tb = a["memory"]["xla"]["temp_bytes"], b["memory"]["xla"]["temp_bytes"]
                 add(f"linear fwd+bwd {dtype} temporaries K={a['shape'][-1]} -> K={b['shape'][-1]}", b,
                     "temp(K2) / temp(K1)", tb / ta if ta else None, "<=", 1.1,
-                    "scratch bytes; the outputs include dW, the weight's own size")
-    return out
+                    "scratch bytes; the outputs include dW, the weight's own size",
+                    kind="linear fwd+bwd temporaries, K -> 4K")

@@ -2,7 +2,7 @@
 
 :func:`run_suite` times every selected case (:mod:`lsbench.bench.cases`,
 :mod:`lsbench.bench.measure`, :mod:`lsbench.bench.memory`) and returns the
-results document, :func:`validate` checks it against schema ``lsbench.bench/1``
+results document, :func:`validate` checks it against schema ``lsbench.bench/2``
 (documented in :mod:`lsbench.bench`) and :func:`write_results` writes it
 atomically to ``<out>/results/bench-<machine>.json``. Tables are rendered from
 that file alone, by :mod:`lsbench.report.bench`.
@@ -21,12 +21,12 @@ from pathlib import Path
 
 from lsbench import provenance
 from lsbench.bench.cases import (CHUNK_SIZE, DTYPES, EPSILON, FLOORS, LINEAR_CHUNK_SIZE, LINEAR_SHAPES,
-                                 QUICK_CHUNK_SIZE, QUICK_LINEAR_SHAPES, QUICK_SHAPES, SHAPES, Inputs, Skip,
-                                 make_cases, prepare, select_cases)
+                                 MORE_RECIPE_NAMES, MORE_RECIPE_SHAPES, PEERS, QUICK_CHUNK_SIZE, QUICK_LINEAR_SHAPES,
+                                 QUICK_SHAPES, SHAPES, TEMPERATURE, Inputs, Skip, make_cases, prepare, select_cases)
 from lsbench.bench.measure import compute_ratios, evaluate_targets, time_interleaved
 from lsbench.bench.memory import RSS_ACCELERATOR_NOTE, measure_rss, rss_applies, wants_rss, xla_memory
 
-SCHEMA = "lsbench.bench/1"
+SCHEMA = "lsbench.bench/2"  # 2: each recipe's ratios are to the peers of its own family (``peers`` names them)
 ENV_PREFIXES = ("XLA_", "MALLOC_", "GLIBC_TUNABLES", "OMP_", "JAX_")  # recorded when set
 
 
@@ -83,7 +83,7 @@ def environment() -> dict:
         "cpu_model": cpu_model(),
         "cores": cores,
         "gpu": devices[0].device_kind if backend != "cpu" else None,
-        "torch_threads": cores if packages["torch"] else None,
+        "torch_threads": cores if packages["torch"] and backend == "cpu" else None,  # set on the CPU only
         "loadavg_start": provenance.load_average(),
         "env": {k: provenance.portable_text(os.environ[k]) for k in sorted(os.environ) if k.startswith(ENV_PREFIXES)},
         "runtime": provenance.runtime_env(),
@@ -109,10 +109,20 @@ class Settings:
     max_passes: int = 10       # then a case still above the bound is flagged noisy
     chunk_size: int = CHUNK_SIZE
     linear_chunk_size: int = LINEAR_CHUNK_SIZE
+    more_recipe_shapes: tuple | None = MORE_RECIPE_SHAPES  # where MORE_RECIPE_NAMES run; None: every shape
 
     @classmethod
-    def make(cls, quick=False, shapes=None, linear_shapes=None, dtypes=None, cases=None, rss="auto", **kw):
+    def make(cls, quick=False, shapes=None, linear_shapes=None, dtypes=None, cases=None, rss="auto",
+             more_recipe_shapes="default", **kw):
+        """``more_recipe_shapes``: ``"default"`` (:data:`MORE_RECIPE_SHAPES`; every shape under ``quick``),
+        None or ``"all"`` (every shape) or shapes."""
         base = cls(quick=quick)
+        if more_recipe_shapes == "default":
+            more_recipe_shapes = None if quick else MORE_RECIPE_SHAPES
+        elif more_recipe_shapes == "all":
+            more_recipe_shapes = None
+        base.more_recipe_shapes = None if more_recipe_shapes is None else tuple(
+            tuple(int(x) for x in s) for s in more_recipe_shapes)
         if quick:
             base.shapes, base.linear_shapes = QUICK_SHAPES, QUICK_LINEAR_SHAPES
             base.min_rounds, base.max_rounds, base.min_time_s = 2, 5, 0.0
@@ -145,7 +155,7 @@ class Settings:
 def _record(case) -> dict:
     return {"id": case.id, "name": case.name, "impl": case.impl, "mode": case.mode, "dtype": case.dtype,
             "shape": list(case.shape), "group": case.group, "logits_bytes": case.logits_bytes,
-            "status": "ok", "note": None, "compile_s": None, "time_s": None, "ratios": {},
+            "status": "ok", "note": None, "compile_s": None, "time_s": None, "ratios": {}, "peers": {},
             "memory": {"xla": None, "rss": None}}
 
 
@@ -171,7 +181,8 @@ def run_suite(settings: Settings, *, progress: bool = True, log=print) -> dict:
     from tqdm import tqdm
 
     env = environment()
-    cases = select_cases(make_cases(settings.shapes, settings.dtypes, settings.linear_shapes), settings.cases)
+    cases = select_cases(make_cases(settings.shapes, settings.dtypes, settings.linear_shapes,
+                                    settings.more_recipe_shapes), settings.cases)
     records = {case.id: _record(case) for case in cases}
     kw = {"chunk_size": settings.chunk_size, "linear_chunk_size": settings.linear_chunk_size}
     bar = tqdm(total=len(cases), disable=not progress, unit="case", dynamic_ncols=True)
@@ -233,8 +244,12 @@ def run_suite(settings: Settings, *, progress: bool = True, log=print) -> dict:
                      "min_rounds": settings.min_rounds, "max_rounds": settings.max_rounds,
                      "min_time_s": settings.min_time_s, "rss": settings.rss, "timing": "interleaved",
                      "noise_bound": settings.noise_bound, "min_passes": settings.min_passes,
-                     "max_passes": settings.max_passes},
+                     "max_passes": settings.max_passes, "temperature": TEMPERATURE,
+                     "more_recipes": list(MORE_RECIPE_NAMES),
+                     "more_recipe_shapes": (None if settings.more_recipe_shapes is None
+                                            else [list(s) for s in settings.more_recipe_shapes])},
         "floors": dict(FLOORS),
+        "peers": {family: dict(by_impl) for family, by_impl in PEERS.items()},
         "results": results,
     }
     doc["targets"] = evaluate_targets(results)
@@ -247,7 +262,7 @@ def noisy_cases(doc: dict) -> list[str]:
 
 
 def validate(doc: dict) -> None:
-    """Raise ``ValueError`` when ``doc`` does not follow schema ``lsbench.bench/1``."""
+    """Raise ``ValueError`` when ``doc`` does not follow schema ``lsbench.bench/2``."""
     def need(obj, key, types, where):
         if key not in obj:
             raise ValueError(f"{where}: missing key {key!r}")
@@ -266,11 +281,16 @@ def validate(doc: dict) -> None:
         need(env, k, t, "environment")
     need(doc, "settings", dict, "doc")
     need(doc, "floors", dict, "doc")
+    need(doc, "peers", dict, "doc")
     for i, r in enumerate(need(doc, "results", list, "doc")):
         w = f"results[{i}]"
         for k, t in (("id", str), ("name", str), ("impl", str), ("mode", str), ("dtype", str), ("shape", list),
                      ("group", str), ("logits_bytes", int), ("status", str), ("ratios", dict), ("memory", dict)):
             need(r, k, t, w)
+        if r["status"] == "ok" and r["impl"] != "floor":
+            for peer in set(r["ratios"]) & {"optax", "torch"}:
+                if peer not in need(r, "peers", dict, w):
+                    raise ValueError(f"{w}.peers: ratio to {peer!r} but no peer id")
         if r["status"] not in ("ok", "skipped", "error"):
             raise ValueError(f"{w}.status: {r['status']!r}")
         if r["status"] == "ok":

@@ -9,7 +9,9 @@ the JSON schema; the tables are rendered from the JSON by
 :mod:`lsbench.report.bench`). The full suite took about 15 minutes on a quiet 2-core CPU
 timed case by case; interleaved, a quiet machine stops after 3 passes (about the same
 time) and a loaded one goes on to ``--max-passes`` (up to about three times longer);
-``--quick`` runs tiny shapes in seconds (for tests).
+``--quick`` runs tiny shapes in seconds (for tests). The catalogue's ten newer recipes run at
+three shapes by default (``--more-recipe-shapes``; K = 10, 1000 and 32000), which adds an
+estimated 3 minutes on a quiet machine (about 8 when the groups run to ``--max-passes``).
 
 XLA:CPU returns every ``[.., K]`` result (a gradient) in a freshly mapped
 buffer, and on many Linux machines the page faults of that buffer cost more
@@ -49,11 +51,15 @@ def add_arguments(parser):
     parser.add_argument("--quick", action="store_true", help="tiny shapes and few rounds (seconds; for tests)")
     parser.add_argument("--cases", default=None,
                         help="comma-separated globs over case names, e.g. 'uniform,chunked*,optax,torch' "
-                             "(floors always run)")
+                             "(floors always run, and so do the peers of each selected recipe)")
     parser.add_argument("--shapes", default=None,
                         help="comma-separated logits shapes, e.g. '1024x32000,8x512x32000' ('none' for no logits cases)")
     parser.add_argument("--linear-shapes", default=None,
                         help="comma-separated N x H x K shapes of the fused linear cases ('none' to skip)")
+    parser.add_argument("--more-recipe-shapes", default=None,
+                        help="where the catalogue's newer recipes (flax_kl ... label_relaxation) are timed: "
+                             "comma-separated shapes, 'all' (every --shapes shape) or 'none' (default: "
+                             "256x10,256x1000,1024x32000; --quick: all)")
     parser.add_argument("--dtypes", default=None, help="comma-separated subset of float32,bfloat16")
     parser.add_argument("--out", default="paper", help="output directory (default: paper)")
     parser.add_argument("--rss", choices=("auto", "all", "none"), default="auto",
@@ -82,6 +88,7 @@ def _argv(args) -> list[str]:
     """The command line that reproduces ``args`` (for the --malloc-reuse child)."""
     argv = ["bench", "--out", str(args.out), "--rss", args.rss, "--malloc-reuse"]
     for flag, value in (("--cases", args.cases), ("--shapes", args.shapes), ("--linear-shapes", args.linear_shapes),
+                        ("--more-recipe-shapes", args.more_recipe_shapes),
                         ("--dtypes", args.dtypes), ("--min-rounds", args.min_rounds),
                         ("--max-rounds", args.max_rounds), ("--min-time", args.min_time),
                         ("--noise-bound", args.noise_bound), ("--max-passes", args.max_passes)):
@@ -98,6 +105,15 @@ def _shapes(text, parse):
     if text.strip().lower() == "none":
         return ()
     return tuple(parse(s.strip()) for s in text.split(",") if s.strip())
+
+
+def _more_recipe_shapes(text, parse):
+    """``--more-recipe-shapes``: None -> the default, ``all`` -> every shape, else shapes (``none``: no shape)."""
+    if text is None:
+        return "default"
+    if text.strip().lower() == "all":
+        return "all"
+    return _shapes(text, parse)
 
 
 def _records_reference(out) -> bool:
@@ -173,6 +189,7 @@ def run(args) -> int:
             dtypes=tuple(d.strip() for d in args.dtypes.split(",")) if args.dtypes else None,
             cases=tuple(c.strip() for c in args.cases.split(",") if c.strip()) if args.cases else None,
             rss=args.rss,
+            more_recipe_shapes=_more_recipe_shapes(args.more_recipe_shapes, bench.parse_shape),
             min_rounds=args.min_rounds, max_rounds=args.max_rounds, min_time_s=args.min_time,
             noise_bound=args.noise_bound, max_passes=args.max_passes,
         )
@@ -188,16 +205,33 @@ def run(args) -> int:
     n_err = sum(r["status"] == "error" for r in doc["results"])
     n_skip = sum(r["status"] == "skipped" for r in doc["results"])
     print(f"{n_ok} cases ok, {n_skip} skipped, {n_err} failed; machine {doc['machine']}")
-    for t in doc["targets"]:
-        met = "n/a" if t["met"] is None else ("met" if t["met"] else "MISSED")
-        val = "--" if t["value"] is None else f"{t['value']:.2f}"
-        print(f"  {met:6s} {t['name']}: {val} ({t['op']} {t['limit']})")
+    print_targets(doc["targets"])
     noisy = bench.noisy_cases(doc)
     print(f"timing: interleaved passes, noise bound {settings.noise_bound:g}; {len(noisy)} noisy case(s); "
           f"load {_load(doc['environment'].get('loadavg_start'))} at start, "
           f"{_load(doc['environment'].get('loadavg_end'))} at end")
     status = _write(doc, args)
     return status or (1 if n_err else 0)
+
+
+def print_targets(targets, log=print, most_missed: int = 12) -> None:
+    """The targets as a compact table (met / evaluated per target and group), then the worst misses."""
+    from lsbench.report.bench import target_matrix_text
+
+    missed = [t for t in targets if t["met"] is False]
+    log(f"targets: {sum(t['met'] is True for t in targets)} met, {len(missed)} missed, "
+        f"{sum(t['met'] is None for t in targets)} not measured (met/evaluated per target and dtype/shape):")
+    for line in target_matrix_text(targets):
+        log("  " + line)
+
+    def badness(t):  # how far past its limit, as a factor
+        v, lim = t["value"], t["limit"]
+        return v / lim if t["op"] == "<=" else (lim / v if v else float("inf"))
+
+    for t in sorted(missed, key=badness, reverse=True)[:most_missed]:
+        log(f"  MISSED {t['name']}: {t['value']:.2f} ({t['op']} {t['limit']})")
+    if len(missed) > most_missed:
+        log(f"  ... and {len(missed) - most_missed} more (tables/bench.md lists every miss)")
 
 
 def _load(load) -> str:
