@@ -19,6 +19,10 @@ every benchmark's ``extra_info``. A ``--benchmark-only`` run ends with a short
 summary instead of pytest's list of skipped plain tests: how many cases were
 timed, which peers were installed (PyTorch absent: its cases are skipped) and
 how many plain tests did not run.
+
+Timed runs dispatch on the CPU as ``python -m lsbench bench`` does: programs on the
+calling thread (``lsbench.bench.set_cpu_dispatch``; ``LSBENCH_BENCH_ASYNC_DISPATCH=1``
+keeps jax's asynchronous default).
 """
 
 from __future__ import annotations
@@ -38,6 +42,11 @@ def full_run(config) -> bool:
         return forced == "full"
     return bool(config.getoption("benchmark_only", default=False)) and not config.getoption(
         "benchmark_disable", default=False)
+
+
+def pytest_configure(config):
+    if full_run(config) and timing_enabled(config):
+        bench.set_cpu_dispatch(asynchronous=os.environ.get("LSBENCH_BENCH_ASYNC_DISPATCH", "") == "1")
 
 
 def timing_enabled(config) -> bool:

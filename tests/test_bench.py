@@ -5,6 +5,7 @@ Timings are measured by the benchmark, never asserted here.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import re
@@ -22,8 +23,12 @@ from lsbench.report.bench import render_tables
 def quick_run(tmp_path_factory):
     """One ``--quick`` run of a subset (float32: uniform, chunked, linear, peers, floors)."""
     out = tmp_path_factory.mktemp("bench")
-    rc = main(["bench", "--quick", "--no-progress", "--dtypes", "float32", "--rss", "none",
-               "--cases", "uniform,chunked*,linear*,optax,torch", "--out", str(out)])
+    before = jax.config.read("jax_cpu_enable_async_dispatch")
+    try:
+        rc = main(["bench", "--quick", "--no-progress", "--dtypes", "float32", "--rss", "none",
+                   "--cases", "uniform,chunked*,linear*,optax,torch", "--out", str(out)])
+    finally:  # the command turns async dispatch off for its process; leave the other tests as they were
+        jax.config.update("jax_cpu_enable_async_dispatch", before)
     files = list((out / "results").glob("bench-*.json"))
     assert len(files) == 1
     return rc, out, json.loads(files[0].read_text())
@@ -38,6 +43,7 @@ def test_quick_run_writes_a_valid_document_and_tables(quick_run):
     assert doc["environment"]["jax_backend"] == jax.default_backend()
     assert doc["environment"]["packages"]["jax"] == jax.__version__
     assert doc["settings"]["quick"] is True
+    assert doc["environment"]["cpu_dispatch"] == ("synchronous" if jax.default_backend() == "cpu" else None)
     ids = {r["id"] for r in doc["results"]}
     for floor in bench.FLOORS:
         assert f"floor:{floor}/floor/float32/2x8x100" in ids
@@ -533,3 +539,22 @@ def test_compare_script_and_gpu_script_run_on_the_cpu(recipes_run, tmp_path):
     doc = json.loads(path.read_text())
     assert doc["environment"]["env"].get("XLA_PYTHON_CLIENT_PREALLOCATE") == "false"
     assert path.name == f"bench-{doc['machine']}.json"
+
+
+def test_async_dispatch_flag_is_recorded_and_passed_to_the_malloc_child():
+    from lsbench.commands import bench as command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args(["--async-dispatch", "--quick"])
+    assert args.async_dispatch is True
+    assert "--async-dispatch" in command._argv(args)
+    assert "--async-dispatch" not in command._argv(parser.parse_args(["--quick"]))
+    before = jax.config.read("jax_cpu_enable_async_dispatch")
+    try:
+        bench.set_cpu_dispatch(asynchronous=True)
+        assert bench.environment()["cpu_dispatch"] == ("asynchronous" if jax.default_backend() == "cpu" else None)
+        bench.set_cpu_dispatch(asynchronous=False)
+        assert bench.environment()["cpu_dispatch"] == ("synchronous" if jax.default_backend() == "cpu" else None)
+    finally:
+        jax.config.update("jax_cpu_enable_async_dispatch", before)

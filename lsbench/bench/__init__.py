@@ -57,7 +57,12 @@ median`` of its per-pass medians -- is at most ``noise_bound`` (5 %), else after
 ``max_passes`` (10), and the cases still above the bound are flagged
 ``"noisy": true``. Each pass gives a case at least ``min_rounds / min_passes``
 calls and about ``min_time_s / min_passes`` seconds, at most ``max_rounds``
-calls. Reported: median, quartiles, IQR, min, mean and number of all calls,
+calls. On the CPU the programs run on the calling thread (jax's
+``jax_cpu_enable_async_dispatch`` off, :func:`~lsbench.bench.run.set_cpu_dispatch`;
+``environment.cpu_dispatch``): with jax's asynchronous dispatch each call also
+waits for a second thread to wake, which on a 2-core VM cost more than the
+kernel at small shapes and landed on whichever case it chose (``--async-dispatch``
+measures that way). Reported: median, quartiles, IQR, min, mean and number of all calls,
 the spread, the passes and each pass's median. Ratios divide a case's median
 by the median of a reference of the same group, timed in the same passes:
 ``ratios[ref] = t_case / t_ref`` for the floors and for the peers of the case's
@@ -115,7 +120,8 @@ target's ``kind`` and ``group``. The report reads both.
         "torch_threads": int | null,
         "loadavg_start": [1m, 5m, 15m] | null, "loadavg_end": [...] | null,
         "env": {"XLA_FLAGS": ..., "MALLOC_ARENA_MAX": ..., ...},  # only the variables that are set
-        "runtime": {"XLA_FLAGS": str | null, "JAX_PLATFORMS": ..., "OMP_NUM_THREADS": ..., ...}  # (new)
+        "runtime": {"XLA_FLAGS": str | null, "JAX_PLATFORMS": ..., "OMP_NUM_THREADS": ..., ...},  # (new)
+        "cpu_dispatch": "synchronous" | "asynchronous" | null   # (new) see run.set_cpu_dispatch; null off the CPU
       },                                     # no absolute path anywhere (checked before writing)
       "settings": {"quick": bool, "shapes": [[N, K], ...], "linear_shapes": [[N, H, K], ...],
                    "dtypes": [...], "cases": [pattern, ...] | null, "epsilon": 0.1,
@@ -173,7 +179,7 @@ from lsbench.bench.measure import (compute_ratios, evaluate_targets, find_result
 from lsbench.bench.memory import (RSS_ACCELERATOR_NOTE, RSS_MIN_BYTES, RSS_NAMES, measure_rss, measure_rss_here,
                                   rss_applies, wants_rss, xla_memory)
 from lsbench.bench.run import (SCHEMA, Settings, environment, machine_id, machine_name, noisy_cases, results_path,
-                               run_suite, validate, write_results)
+                               run_suite, set_cpu_dispatch, validate, write_results)
 
 __all__ = [
     "MORE_RECIPE_NAMES", "MORE_RECIPE_SHAPES", "PEER_IMPLS", "PEERS", "SIGMOID_RECIPES", "TEMPERATURE",
@@ -183,6 +189,6 @@ __all__ = [
     "SCHEMA", "SHAPES", "Case", "Inputs", "Prepared", "Settings", "Skip", "compute_ratios", "environment",
     "evaluate_targets", "find_result", "machine_id", "machine_name", "make_cases", "measure_rss",
     "measure_rss_here", "noisy_cases", "parse_shape", "prepare", "relative_spread", "results_path", "rss_applies",
-    "run_suite", "select_cases", "shape_str", "summarize", "time_interleaved", "validate",
+    "run_suite", "select_cases", "set_cpu_dispatch", "shape_str", "summarize", "time_interleaved", "validate",
     "wants_rss", "write_results", "xla_memory",
 ]

@@ -64,6 +64,28 @@ def git_record() -> dict:
     return {"commit": info["commit"], "dirty": info["dirty"]}
 
 
+#: what ``environment.cpu_dispatch`` records (jax's ``jax_cpu_enable_async_dispatch``, read when the CPU
+#: backend starts)
+DISPATCH_MODES = {False: "synchronous", True: "asynchronous"}
+
+
+def set_cpu_dispatch(asynchronous: bool = False) -> None:
+    """Run compiled CPU programs on the calling thread (``asynchronous=False``, the benchmark's default) or
+    hand them to a worker thread (jax's default). Must be called before JAX starts its CPU backend.
+
+    Why: with asynchronous dispatch each call waits for a second thread to wake. On a 2-core VM that
+    wake-up cost 40-60 us per call (256x10 fwd+bwd: medians 60-80 us, minima 15-20 us, for optax and
+    lsbench alike; pinned to one core or dispatched synchronously, 12-18 us with median = minimum),
+    several times the kernel at small shapes, and which case paid it varied from pass to pass. A
+    training step pays it once per step, not once per loss, so the benchmark measures the program
+    on the calling thread; XLA's intra-op thread pool still runs the kernels on every core (1024x32000
+    measured the same both ways).
+    """
+    import jax
+
+    jax.config.update("jax_cpu_enable_async_dispatch", bool(asynchronous))
+
+
 def environment() -> dict:
     """The ``environment`` record of the results JSON (see :mod:`lsbench.bench`)."""
     import jax
@@ -87,6 +109,7 @@ def environment() -> dict:
         "loadavg_start": provenance.load_average(),
         "env": {k: provenance.portable_text(os.environ[k]) for k in sorted(os.environ) if k.startswith(ENV_PREFIXES)},
         "runtime": provenance.runtime_env(),
+        "cpu_dispatch": DISPATCH_MODES[bool(jax.config.read("jax_cpu_enable_async_dispatch"))] if backend == "cpu" else None,
         "memory_note": None if rss_applies(backend) else RSS_ACCELERATOR_NOTE,
     }
 

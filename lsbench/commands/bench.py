@@ -13,6 +13,10 @@ time) and a loaded one goes on to ``--max-passes`` (up to about three times long
 three shapes by default (``--more-recipe-shapes``; K = 10, 1000 and 32000), which adds an
 estimated 3 minutes on a quiet machine (about 8 when the groups run to ``--max-passes``).
 
+On the CPU the compiled programs run on the calling thread (``--async-dispatch``:
+jax's default, where each call also waits for a worker thread to wake; see
+:func:`lsbench.bench.run.set_cpu_dispatch`).
+
 XLA:CPU returns every ``[.., K]`` result (a gradient) in a freshly mapped
 buffer, and on many Linux machines the page faults of that buffer cost more
 than the kernel itself. ``--malloc-reuse`` re-runs the suite in a child with
@@ -81,6 +85,9 @@ def add_arguments(parser):
                         help="overwrite an existing bench-<machine>.json even if some cases are noisy")
     parser.add_argument("--allow-dirty", action="store_true",
                         help="record into the repository's paper/ from uncommitted code (the file says dirty: true)")
+    parser.add_argument("--async-dispatch", action="store_true",
+                        help="on the CPU, time with jax's asynchronous dispatch (its default: each call waits for a "
+                             "worker thread) instead of running the programs on the calling thread")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
 
 
@@ -95,6 +102,7 @@ def _argv(args) -> list[str]:
         if value is not None:
             argv += [flag, str(value)]
     argv += [flag for flag, on in (("--quick", args.quick), ("--no-progress", args.no_progress),
+                                   ("--async-dispatch", args.async_dispatch),
                                    ("--accept-noisy", args.accept_noisy), ("--allow-dirty", args.allow_dirty)) if on]
     return argv
 
@@ -175,6 +183,9 @@ def run(args) -> int:
 
     from lsbench import bench
 
+    # before anything starts JAX's CPU backend, which reads it once (see bench.set_cpu_dispatch)
+    bench.set_cpu_dispatch(asynchronous=args.async_dispatch)
+
     def parse_linear(s):
         shape = bench.parse_shape(s)
         if len(shape) != 3:
@@ -207,7 +218,8 @@ def run(args) -> int:
     print(f"{n_ok} cases ok, {n_skip} skipped, {n_err} failed; machine {doc['machine']}")
     print_targets(doc["targets"])
     noisy = bench.noisy_cases(doc)
-    print(f"timing: interleaved passes, noise bound {settings.noise_bound:g}; {len(noisy)} noisy case(s); "
+    print(f"timing: interleaved passes, {doc['environment'].get('cpu_dispatch') or 'device'} dispatch, "
+          f"noise bound {settings.noise_bound:g}; {len(noisy)} noisy case(s); "
           f"load {_load(doc['environment'].get('loadavg_start'))} at start, "
           f"{_load(doc['environment'].get('loadavg_end'))} at end")
     status = _write(doc, args)
