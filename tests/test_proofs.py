@@ -73,7 +73,10 @@ def test_verify_proves_every_theorem_and_writes_the_certificate(verified):
         assert set(th) >= {"recipe", "name", "statement", "assumptions", "method", "status", "seconds",
                            "claims", "finding", "note", "detail"}
         assert th["method"] in ("symbolic", "instances", "code") and th["status"] == "proved" and th["claims"] >= 1
-    assert seconds < 120, f"verify took {seconds:.1f} s"
+    # the recorded run time is the run's own (no speed target here: verify's time is a figure
+    # the certificate records, not something a unit test on an unknown machine can hold)
+    assert 0 < t["seconds"] <= seconds
+    assert sum(th["seconds"] for th in cert["theorems"]) <= t["seconds"] + 1
 
 
 def test_verify_writes_the_tables_atomically(verified):
