@@ -374,6 +374,26 @@ def row_sum(term, arrays, rows=(), scalars=()):
     return jnp.sum(partial.reshape(batch + (n,)), axis=-1)
 
 
+def row_shift(x: Array, dt) -> Array:
+    """The row maximum of ``x`` in ``dt``, the shift of every exp-sum: taken in ``x``'s own dtype
+    (exact for 16-bit inputs, so no converted copy of ``x`` is read), constant for the gradient,
+    and 0 for rows of ±inf (:func:`safe_shift`)."""
+    return safe_shift(jax.lax.stop_gradient(jnp.max(x, axis=-1)).astype(dt))
+
+
+def exp_sum(x: Array, m: Array, dt) -> Array:
+    """``Σ_j exp(x_j − m)`` per row, each element converted to ``dt`` inside the reduction."""
+    return row_sum(lambda a, r, _: jnp.exp(a[0].astype(dt) - r[0]), (x,), (m,))
+
+
+def scaled_shifted_sum(x: Array, m: Array, dt) -> Array:
+    """``Σ_j (x_j·s − m·s)`` per row with ``s = sum_scale(K)``: the shifted sum scaled exactly, so
+    that it cannot overflow where ``x − m`` would (logits near ±3e38); :func:`finish_sums` undoes
+    the scale."""
+    s = sum_scale(x.shape[-1])
+    return row_sum(lambda a, r, _: a[0].astype(dt) * s - r[0] * s, (x,), (m,))
+
+
 def _stats_fwd_values(z, y, weight):
     """``RowStats`` values: a max, an exp-sum, a shifted sum and a gather, each read straight from ``z``.
 
@@ -402,18 +422,18 @@ def _stats_fwd_values(z, y, weight):
     low = z.dtype != dt
     k = z.shape[-1]
 
-    m = safe_shift(jax.lax.stop_gradient(jnp.max(z, axis=-1)).astype(dt))
-    lse = jnp.log(row_sum(lambda a, r, _: jnp.exp(a[0].astype(dt) - r[0]), (z,), (m,)))
+    m = row_shift(z, dt)
+    lse = jnp.log(exp_sum(z, m, dt))
     zt = jax.lax.optimization_barrier(z) if low else z
     target = jnp.take_along_axis(zt, y[..., None], axis=-1, mode="fill")[..., 0].astype(dt) - m
     target = nan_where_out_of_range(target, y, k)
     # The barrier keeps XLA from sharing (and so materialising) one z − m between
     # the exp-sum and the shifted sum; it changes no value.
     zs = jax.lax.optimization_barrier(zt)
-    s = sum_scale(k)
     if weight is None:
-        acc = row_sum(lambda a, r, _: a[0].astype(dt) * s - r[0] * s, (zs,), (m,))
+        acc = scaled_shifted_sum(zs, m, dt)
     else:
+        s = sum_scale(k)
         acc = jnp.sum((zs.astype(dt) * s - (m * s)[..., None]) * weight.astype(dt), axis=-1)
     total, mean = finish_sums(acc, k)
     return RowStats(m, lse, target, total, mean)

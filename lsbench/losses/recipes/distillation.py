@@ -202,8 +202,7 @@ def _row_stats(s, t, temperature):
     """
     cdt = P.compute_dtype(s.dtype)
     u = 1 / jnp.asarray(temperature, cdt)
-    m_s = P.safe_shift(jax.lax.stop_gradient(jnp.max(s, axis=-1)).astype(cdt))
-    m_t = P.safe_shift(jax.lax.stop_gradient(jnp.max(t, axis=-1)).astype(cdt))
+    m_s, m_t = P.row_shift(s, cdt), P.row_shift(t, cdt)
     z_s, diff, weighted_h = _row_sums(s, t, m_s, m_t, u)
     alpha, gamma = diff / z_s, weighted_h / z_s
     c = jnp.log1p(alpha)

@@ -56,7 +56,7 @@ def rows_from_sums(target, log_sum, rest, *, epsilon) -> jax.Array:
 def _sums(logits, labels):
     """``(m, target, rest, log_sum)``: the row maximum, ``z_y − m`` (NaN for a bad label),
     ``rest = Σ_{j≠y} exp(z_j − m)`` and ``log Σ_j exp(z_j − m)``, from two reads of the logits
-    (the max, then the exp-sum through :func:`lsbench.losses.primitives.row_sum`) and the gather.
+    (the max, then the exp-sum through :func:`lsbench.losses.primitives.exp_sum`) and the gather.
 
     ``rest = S − exp(z_y − m)``. It is used only outside the credal set, where ``rest/S = 1 − p_y
     > ε``, so its relative rounding error stays below about ``ulp/ε`` (10 ulp at ε = 0.1). Excluding
@@ -68,8 +68,8 @@ def _sums(logits, labels):
     k = logits.shape[-1]
     # 16-bit logits: the max in their dtype (exact); barriers keep XLA from sharing one float32
     # copy of the logits between the passes (as lsbench.losses.primitives.row_stats does).
-    m = P.safe_shift(jax.lax.stop_gradient(jnp.max(logits, axis=-1)).astype(dt))
-    total = P.row_sum(lambda a, r, _: jnp.exp(a[0].astype(dt) - r[0]), (logits,), (m,))
+    m = P.row_shift(logits, dt)
+    total = P.exp_sum(logits, m, dt)
     zt = jax.lax.optimization_barrier(logits) if logits.dtype != dt else logits
     target = jnp.take_along_axis(zt, labels[..., None], axis=-1, mode="fill")[..., 0].astype(dt) - m
     target = P.nan_where_out_of_range(target, labels, k)

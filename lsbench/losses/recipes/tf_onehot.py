@@ -66,10 +66,9 @@ def _fwd_values(z, y):
     """
     dt = P.compute_dtype(z.dtype)
     k = z.shape[-1]
-    s = P.sum_scale(k)
     big = jnp.finfo(dt).max
-    m = P.safe_shift(jax.lax.stop_gradient(jnp.max(z, axis=-1)).astype(dt))
-    lse = jnp.log(P.row_sum(lambda a, r, _: jnp.exp(a[0].astype(dt) - r[0]), (z,), (m,)))
+    m = P.row_shift(z, dt)
+    lse = jnp.log(P.exp_sum(z, m, dt))
     # Each pass gets its own operands (see above): m/2 here, m for the mean, a barrier on Y for ΣY.
     zc, yc, mc = jax.lax.optimization_barrier((z, y, m * 0.5))
     ysum = _label_mass(jax.lax.optimization_barrier(y), dt)
@@ -78,7 +77,7 @@ def _fwd_values(z, y):
     ce = lse * ysum + below * 2.0
     # The class mean from the exactly scaled z·s − m·s: z − m overflows for logits near ±3e38.
     zs, ms, _ = jax.lax.optimization_barrier((z, m, lse))
-    _, mean = P.finish_sums(P.row_sum(lambda a, r, _: a[0].astype(dt) * s - r[0] * s, (zs,), (ms,)), k)
+    _, mean = P.finish_sums(P.scaled_shifted_sum(zs, ms, dt), k)
     return (m, lse, ce, mean), ysum
 
 
